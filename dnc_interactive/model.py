@@ -1,0 +1,198 @@
+"""The L-layer deep unconstrained features model, L-DUFM (spec §1.2).
+
+Notation (one vocabulary across the package):
+
+* ``H1`` in R^{d_1 x N}: the free ("unconstrained") features, columns class-ordered.
+* ``W[l-1]`` = W_l in R^{d_{l+1} x d_l}, l = 1..L, with d_{L+1} = K; no biases.
+* pre-activations H~_{l+1} = W_l H_l and post-activations H_{l+1} = sigma(H~_{l+1}) for
+  l = 1..L-1 (sigma = ReLU, or the identity for the linear variant); there is no ReLU on H1,
+  so H~_1 = H_1 = H1.
+* output Z = W_L H_L in R^{K x N} and one-hot targets Y = [e_{y_1}, ..., e_{y_N}].
+
+The objective (spec §1.2), with N = sum_k n_k::
+
+    L(H1, W_1..W_L) = 1/(2N) ||Z - Y||_F^2                       (fit, loss="mse")
+                    + sum_l (lambda_{W_l}/2) ||W_l||_F^2 + (lambda_H/2) ||H1||_F^2   (reg)
+
+With ``loss="ce"`` the fit is the mean cross-entropy (1/N) sum_i CE(z_i, y_i) instead.
+
+Besides the autograd path (``forward`` / ``loss``) the module offers :func:`loss_and_grad`,
+a hand-written backward pass of the same objective used by the trainer for speed; the tests
+check it against autograd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dnc_interactive.config import DUFMConfig
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Features:
+    """All activations of one forward pass.
+
+    ``pre[l-1]`` is H~_l and ``post[l-1]`` is H_l for l = 1..L (``pre[0] is post[0] is H1``);
+    ``output`` is Z = W_L H_L.
+    """
+
+    pre: list[Tensor]
+    post: list[Tensor]
+    output: Tensor
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The objective split into its parts (scalar tensors)."""
+
+    fit: Tensor
+    reg_H: Tensor
+    reg_W: list[Tensor]
+
+    @property
+    def reg(self) -> Tensor:
+        return self.reg_H + sum(self.reg_W)
+
+    @property
+    def total(self) -> Tensor:
+        return self.fit + self.reg
+
+
+def _activation(name: str):
+    return torch.relu if name == "relu" else (lambda x: x)
+
+
+class DUFM(nn.Module):
+    """The L-DUFM of spec §1.2 for one :class:`~dnc_interactive.config.DUFMConfig`.
+
+    Initialisation (seeded by ``config.seed``): H1 ~ N(0, init_scale^2), hidden weights
+    W_l ~ N(0, 2/d_l) (He), last layer W_L ~ N(0, 1/d_L).
+    """
+
+    def __init__(self, config: DUFMConfig | None = None) -> None:
+        super().__init__()
+        config = config or DUFMConfig()
+        self.config = config
+        dtype = DTYPES[config.dtype]
+        device = torch.device(config.device)
+        gen = torch.Generator(device="cpu").manual_seed(config.seed)
+        dims = (*config.widths, config.K)
+        H1 = torch.randn(dims[0], config.N, generator=gen, dtype=torch.float64)
+        self.H1 = nn.Parameter((H1 * config.init_scale).to(device=device, dtype=dtype))
+        weights = []
+        for l in range(config.L):
+            d_in, d_out = dims[l], dims[l + 1]
+            gain = 1.0 if l == config.L - 1 else 2.0
+            W = torch.randn(d_out, d_in, generator=gen, dtype=torch.float64) * (gain / d_in) ** 0.5
+            weights.append(nn.Parameter(W.to(device=device, dtype=dtype)))
+        self.W = nn.ParameterList(weights)
+        labels = torch.tensor(config.labels(), dtype=torch.long, device=device)
+        self.register_buffer("labels", labels)
+        self.register_buffer(
+            "Y", torch.nn.functional.one_hot(labels, config.K).T.to(dtype).contiguous()
+        )
+
+    # ------------------------------------------------------------------ forward / loss
+    @property
+    def weights(self) -> list[Tensor]:
+        """[W_1, ..., W_L] as a plain list."""
+        return list(self.W)
+
+    def forward(self) -> Features:
+        """Every layer's pre- and post-activation features and the output Z."""
+        act = _activation(self.config.activation)
+        pre, post = [self.H1], [self.H1]
+        H = self.H1
+        for W in list(self.W)[:-1]:
+            P = W @ H
+            H = act(P)
+            pre.append(P)
+            post.append(H)
+        return Features(pre=pre, post=post, output=self.W[-1] @ H)
+
+    def loss(self, features: Features | None = None) -> LossTerms:
+        """Fit and regularization terms of spec §1.2 (autograd-friendly)."""
+        cfg = self.config
+        Z = (features or self.forward()).output
+        if cfg.loss == "mse":
+            fit = ((Z - self.Y) ** 2).sum() / (2 * cfg.N)
+        else:
+            fit = torch.nn.functional.cross_entropy(Z.T, self.labels)
+        reg_H = 0.5 * cfg.lambda_H * (self.H1**2).sum()
+        reg_W = [0.5 * lam * (W**2).sum() for lam, W in zip(cfg.lambda_Ws, self.W, strict=True)]
+        return LossTerms(fit=fit, reg_H=reg_H, reg_W=reg_W)
+
+    # ------------------------------------------------------------------ state
+    @torch.no_grad()
+    def load_matrices(self, H1: Tensor, weights: list[Tensor]) -> DUFM:
+        """Overwrite H1 and W_1..W_L in place (shapes must match); returns ``self``."""
+        if tuple(H1.shape) != tuple(self.H1.shape):
+            raise ValueError(f"H1 has shape {tuple(H1.shape)}, expected {tuple(self.H1.shape)}")
+        if len(weights) != len(self.W):
+            raise ValueError(f"got {len(weights)} weight matrices, expected {len(self.W)}")
+        self.H1.copy_(H1)
+        for l, (W, new) in enumerate(zip(self.W, weights, strict=True), start=1):
+            if tuple(new.shape) != tuple(W.shape):
+                raise ValueError(
+                    f"W_{l} has shape {tuple(new.shape)}, expected {tuple(W.shape)}"
+                )
+            W.copy_(new)
+        return self
+
+    def matrices(self) -> tuple[Tensor, list[Tensor]]:
+        """Detached copies of (H1, [W_1..W_L])."""
+        return self.H1.detach().clone(), [W.detach().clone() for W in self.W]
+
+
+def loss_and_grad(
+    H1: Tensor,
+    weights: list[Tensor],
+    Y: Tensor,
+    labels: Tensor,
+    lambda_H: float,
+    lambda_Ws: tuple[float, ...],
+    activation: str = "relu",
+    loss: str = "mse",
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """Fit term and the gradient of the full objective, by a hand-written backward pass.
+
+    Returns ``(fit, dH1, [dW_1..dW_L])``; gradients include the regularization terms
+    (lambda_H H1 and lambda_{W_l} W_l). Same objective as :meth:`DUFM.loss`; no autograd.
+    """
+    N = H1.shape[1]
+    relu = activation == "relu"
+    posts = [H1]
+    masks = []
+    H = H1
+    for W in weights[:-1]:
+        P = W @ H
+        if relu:
+            mask = P > 0
+            H = P * mask
+            masks.append(mask)
+        else:
+            H = P
+        posts.append(H)
+    Z = weights[-1] @ H
+    if loss == "mse":
+        R = Z - Y
+        fit = R.pow(2).sum() / (2 * N)
+        G = R / N
+    else:
+        logp = torch.log_softmax(Z, dim=0)
+        fit = -(logp * Y).sum() / N
+        G = (logp.exp() - Y) / N
+    grads: list[Tensor] = [None] * len(weights)  # type: ignore[list-item]
+    for l in range(len(weights) - 1, -1, -1):
+        W = weights[l]
+        grads[l] = torch.addmm(W, G, posts[l].T, beta=lambda_Ws[l])
+        G = W.T @ G
+        if l > 0 and relu:
+            G = G * masks[l - 1]
+    dH1 = torch.add(G, H1, alpha=lambda_H)
+    return fit, dH1, grads
