@@ -1,0 +1,44 @@
+"""Command-line front end: ``python -m dnc_interactive`` / ``dnc-interactive``.
+
+The only place in the package that parses arguments or prints. Each subcommand lives in its
+own module here and registers itself through ``add_parser(subparsers)``; ``main`` dispatches.
+Bad flags exit with status 2 and a one-line message naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dnc_interactive.cli import common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dnc_interactive.cli import theory, train
+
+    parser = common.Parser(
+        prog="dnc-interactive",
+        description="Deep neural collapse in the deep unconstrained features model, live.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=common.Parser)
+    sub.required = True
+    for module in (train, theory):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return int(args.handler(args) or 0)
+    except common.UsageError as exc:
+        print(f"dnc-interactive {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "build_parser"]

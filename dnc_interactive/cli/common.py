@@ -1,0 +1,143 @@
+"""Shared pieces of the command line: the parser class, model flags and output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, NoReturn
+
+from dnc_interactive.config import DUFMConfig
+
+
+class UsageError(Exception):
+    """A bad flag value found after parsing; reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``prog: error: argument --flag: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# DUFMConfig field -> command-line flag, so config errors can name the flag.
+FLAG_OF_FIELD = {
+    "num_classes": "--classes",
+    "samples_per_class": "--samples-per-class",
+    "depth": "--depth",
+    "width": "--width",
+    "lambda_H": "--lambda-h",
+    "lambda_W": "--lambda-w",
+    "activation": "--activation",
+    "loss": "--loss",
+    "init_scale": "--init-scale",
+    "seed": "--seed",
+    "dtype": "--dtype",
+    "device": "--device",
+}
+
+
+def int_list(text: str) -> int | list[int]:
+    """'50' -> 50, '90,10' -> [90, 10]."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an int or a comma-separated list of ints, got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def float_list(text: str) -> float | list[float]:
+    """'1e-3' -> 0.001, '5e-3,1e-3' -> [0.005, 0.001]."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a float or a comma-separated list of floats, got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The DUFMConfig flags shared by ``train``, ``theory`` and ``sweep``."""
+    d = DUFMConfig()
+    g = p.add_argument_group("model (spec §1.2)")
+    g.add_argument("--classes", type=int, default=d.num_classes, help="K, number of classes (>= 2)")
+    g.add_argument(
+        "--samples-per-class",
+        type=int_list,
+        default=d.samples_per_class,
+        help="n, or one count per class like 90,10 (class imbalance)",
+    )
+    g.add_argument("--depth", type=int, default=d.depth, help="L, number of weight matrices (>= 1)")
+    g.add_argument(
+        "--width", type=int_list, default=d.width, help="d, or one width per layer d_1..d_L"
+    )
+    g.add_argument("--lambda-h", type=float, default=d.lambda_H, help="lambda_H on the features H1")
+    g.add_argument(
+        "--lambda-w", type=float_list, default=d.lambda_W, help="lambda_W, or one per weight matrix"
+    )
+    g.add_argument("--activation", default=d.activation, help="relu (the paper) or linear")
+    g.add_argument("--loss", default=d.loss, help="mse (the paper) or ce")
+    g.add_argument("--init-scale", type=float, default=d.init_scale, help="std of H1 at init")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--dtype", default=d.dtype, help="float32 or float64")
+    g.add_argument("--device", default=d.device, help="cpu or cuda")
+
+
+def config_from_args(args: argparse.Namespace) -> DUFMConfig:
+    """Build the config; a ValueError becomes a UsageError naming the flag."""
+    values = {
+        "num_classes": args.classes,
+        "samples_per_class": args.samples_per_class,
+        "depth": args.depth,
+        "width": args.width,
+        "lambda_H": args.lambda_h,
+        "lambda_W": args.lambda_w,
+        "activation": args.activation,
+        "loss": args.loss,
+        "init_scale": args.init_scale,
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "device": args.device,
+    }
+    try:
+        return DUFMConfig(**values)
+    except ValueError as exc:
+        raise UsageError(name_flag(str(exc))) from None
+
+
+def name_flag(message: str) -> str:
+    """Prefix a config error message with the flag of the field it names."""
+    for field, flag in FLAG_OF_FIELD.items():
+        if message.startswith(field):
+            return f"argument {flag}: {message}"
+    return message
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become None, tuples lists, numpy/torch scalars floats."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f if math.isfinite(f) else None
+
+
+def print_json(obj: dict[str, Any]) -> None:
+    print(json.dumps(clean(obj), indent=2))
+
+
+def warn(message: str) -> None:
+    print(message, file=sys.stderr)

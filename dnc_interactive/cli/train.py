@@ -1,0 +1,224 @@
+"""``dnc-interactive train``: gradient descent on one DUFM, compared with the theorem."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from dnc_interactive import metrics, theory
+from dnc_interactive.cli import common
+from dnc_interactive.training import Trainer
+
+DEFAULT_TOL = 1e-6
+DEFAULT_MAX_STEPS = 20_000
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a DUFM by gradient descent and compare with the optimum",
+        description="Train a DUFM by full-batch gradient descent (default recipe: heavy-ball, "
+        "lr 1.0, momentum 0.9 -> 0.99) and compare the final loss with the closed-form optimum "
+        "L* (spec §2.2, §6). Without --steps it runs until converged (relative gap and every "
+        f"layer's NC1 below --tol, default {DEFAULT_TOL:g}), until the loss plateaus, or until "
+        "--max-steps.",
+    )
+    common.add_model_flags(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default 1.0 for gd)")
+    g.add_argument("--optimizer", default="gd", help="gd (heavy-ball) or adam")
+    g.add_argument("--momentum", type=float, default=None, help="momentum (default 0.9)")
+    g.add_argument("--steps", type=int, default=None, help="run exactly this many steps")
+    g.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help=f"stop when gap and NC1 < TOL (default {DEFAULT_TOL:g} without --steps)",
+    )
+    g.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS)
+    g.add_argument(
+        "--polish",
+        type=int,
+        default=0,
+        metavar="ITERS",
+        help="add an L-BFGS polish of ITERS iterations at the end",
+    )
+    g.add_argument("--record-every", type=int, default=10)
+    g.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    o = p.add_argument_group("output")
+    o.add_argument("--json", action="store_true", help="print one JSON object")
+    o.add_argument("--out", type=Path, default=None, help="write the history (.csv or .parquet)")
+    o.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.steps is not None and args.steps < 0:
+        raise common.UsageError(
+            f"argument --steps: {args.steps} is not valid: expected an int >= 0"
+        )
+    if args.tol is not None and not (math.isfinite(args.tol) and args.tol > 0):
+        raise common.UsageError(f"argument --tol: {args.tol} is not valid: expected a float > 0")
+    if args.max_steps < 1:
+        raise common.UsageError(
+            f"argument --max-steps: {args.max_steps} is not valid: expected an int >= 1"
+        )
+    if args.polish < 0:
+        raise common.UsageError(
+            f"argument --polish: {args.polish} is not valid: expected an int >= 0"
+        )
+    if args.threads is not None and args.threads < 1:
+        raise common.UsageError(
+            f"argument --threads: {args.threads} is not valid: expected an int >= 1"
+        )
+    if args.out is not None and args.out.suffix.lower() not in (".csv", ".parquet"):
+        raise common.UsageError(
+            f"argument --out: {str(args.out)!r} is not valid: expected a .csv or .parquet file"
+        )
+
+
+def _make_trainer(args: argparse.Namespace, config) -> Trainer:
+    overrides = {"optimizer": args.optimizer}
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+    if args.momentum is not None:
+        overrides["momentum"] = args.momentum
+    try:
+        return Trainer(config, record_every=args.record_every, metrics_every=0, **overrides)
+    except ValueError as exc:
+        msg = str(exc)
+        for name in ("optimizer", "lr", "momentum", "record_every"):
+            if msg.startswith(name):
+                msg = f"argument --{name.replace('_', '-')}: {msg}"
+        raise common.UsageError(msg) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    config = common.config_from_args(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    trainer = _make_trainer(args, config)
+    note = theory.threshold_message(config)
+    if note:
+        common.warn(f"note: {note}")
+
+    bar = None
+    if (
+        not args.quiet
+        and not args.json
+        and sys.stderr.isatty()
+        or (not args.quiet and not args.json)
+    ):
+        from tqdm.auto import tqdm
+
+        total = args.steps if args.steps is not None else args.max_steps
+        bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False, mininterval=0.2)
+
+        def progress(tr: Trainer, rows) -> None:
+            bar.n = tr.steps
+            bar.set_postfix(loss=f"{tr.loss:.6g}", gap=f"{tr.gap:.2e}", refresh=False)
+            bar.refresh() if tr.steps % (tr.record_every * 20) == 0 else None
+
+        trainer.callbacks.append(progress)
+    try:
+        if args.steps is not None:
+            trainer.run(args.steps)
+        else:
+            trainer.run(
+                tol=args.tol or DEFAULT_TOL,
+                max_steps=args.max_steps,
+                plateau=200,
+                plateau_rtol=1e-10,
+            )
+        if args.polish and not trainer.diverged:
+            trainer.polish(args.polish)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    report = metrics.collapse_report(trainer.model, kind="both")
+    summary = trainer.summary()
+    layers = []
+    for layer in sorted(report["layer"].unique()):
+        rows = report[report["layer"] == layer].set_index("kind")
+        entry = {"layer": int(layer)}
+        for kind in ("post", "pre"):
+            r = rows.loc[kind]
+            vals = {
+                "nc1": r["nc1"],
+                "nc1_trace": r["nc1_trace"],
+                "nc2_orth": r["nc2_orth"],
+                "nc2_etf": r["nc2_etf"],
+                "equinorm": r["equinorm"],
+                "coherence": r["coherence"],
+                "nc3": r["nc3"],
+                "rank": int(r["rank"]),
+            }
+            if kind == "post":
+                entry.update(vals)
+            else:
+                entry["pre"] = vals
+        layers.append(entry)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        hist = trainer.history
+        if args.out.suffix.lower() == ".csv":
+            hist.to_csv(args.out, index=False)
+        else:
+            hist.to_parquet(args.out, index=False)
+
+    result = {
+        "loss": summary["loss"],
+        "fit": summary["fit"],
+        "reg": summary["reg"],
+        "optimal_loss": summary["optimal_loss"],
+        "relative_gap": summary["relative_gap"],
+        "steps": summary["steps"],
+        "seconds": summary["seconds"],
+        "status": summary["status"],
+        "message": summary["message"],
+        "near_threshold": summary["near_threshold"],
+        "dnc_optimality": theory.dnc_optimality(config),
+        "q": list(metrics.output_scale_frame(trainer.model)["q"]),
+        "q_theory": list(theory.optimal_q(config)) if config.loss == "mse" else None,
+        "config": config.to_dict(),
+        "layers": layers,
+    }
+    if args.json:
+        common.print_json(result)
+    else:
+        _print_table(result)
+    if trainer.diverged:
+        common.warn(trainer.message)
+        return 1
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.3e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.6f}"
+
+
+def _print_table(r: dict) -> None:
+    print(f"status        {r['status']}  {r['message']}".rstrip())
+    print(f"steps         {r['steps']}   ({r['seconds']:.2f} s)")
+    print(f"loss          {_fmt(r['loss'])}   (fit {_fmt(r['fit'])}, reg {_fmt(r['reg'])})")
+    print(f"optimal loss  {_fmt(r['optimal_loss'])}   L* of spec §2.2/§6 ({r['dnc_optimality']})")
+    print(f"relative gap  {_fmt(r['relative_gap'])}")
+    print()
+    head = ["layer", "nc1", "nc1_trace", "nc2_orth", "nc2_etf", "nc3", "rank", "nc1(pre)"]
+    print("  ".join(f"{h:>10}" for h in head))
+    for e in r["layers"]:
+        cells = [
+            str(e["layer"]),
+            *(_fmt(e[k]) for k in head[1:6]),
+            str(e["rank"]),
+            _fmt(e["pre"]["nc1"]),
+        ]
+        print("  ".join(f"{c:>10}" for c in cells))
