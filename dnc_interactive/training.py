@@ -1,0 +1,487 @@
+"""Full-batch gradient descent on the L-DUFM objective (spec §1.2, §4.1).
+
+:class:`Trainer` advances a :class:`~dnc_interactive.model.DUFM` in chunks (``step(n)``) or to a
+stop condition (``run``), records a tidy history (one row per step x layer x metric, see
+:data:`HISTORY_COLUMNS`) with the loss terms next to the theoretical optimum L* of spec §2.2 / §6,
+and calls user callbacks every ``record_every`` steps.
+
+The default recipe is heavy-ball gradient descent on the paper's loss (no change to the
+objective): learning rate 1.0, momentum 0.9 raised to 0.99 once the relative gap to L* is below
+0.1, from a small H1 (``init_scale`` 0.1) and He-initialised weights. Most of a plain-GD run is
+spent letting weight decay shrink the excess initial norm at a rate ~ lr * lambda per step;
+momentum multiplies that rate by 1 / (1 - momentum) (see ../shared/spec/stack.md, "Speed").
+A guard restores the last finite state and halves the learning rate if the loss becomes NaN/inf;
+with ``guard=False`` (or once ``max_retries`` halvings are used up) the run stops itself with
+``status == "diverged"``, a message, and its history up to the last finite record.
+
+Gradients come from the hand-written backward pass :func:`~dnc_interactive.model.loss_and_grad`
+and updates from ``torch._foreach`` ops, with no autograd graph: about 2x the steps per second of
+an ``nn.Parameter`` + ``torch.optim.SGD`` + autograd loop (``benchmarks/bench_trainer.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+from dnc_interactive import metrics, theory
+from dnc_interactive.config import DUFMConfig
+from dnc_interactive.model import DUFM, loss_and_grad
+
+HISTORY_COLUMNS = ("step", "layer", "kind", "metric", "value")
+OPTIMIZERS = ("gd", "adam")
+STATUSES = ("ready", "running", "converged", "plateau", "max_steps", "diverged", "stopped")
+
+Row = tuple[int, int, str, str, float]
+Callback = Callable[["Trainer", list[Row]], Any]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimiser settings of a :class:`Trainer`.
+
+    Attributes:
+        optimizer: "gd" (full-batch gradient descent, heavy-ball when momentum > 0; plain GD,
+            the paper's method, with momentum=0) or "adam".
+        lr: learning rate (> 0).
+        momentum: heavy-ball momentum in [0, 1) for "gd"; beta1 for "adam".
+        momentum_boost: momentum used once the relative gap to L* is below ``boost_gap``
+            (None keeps ``momentum``). Ignored by "adam".
+        boost_gap: the relative gap below which ``momentum_boost`` takes over.
+        guard: when the loss diverges (NaN/inf, or above ``blowup`` times the larger of the
+            initial loss and 1/2, the loss of the zero solution), restore the last good state
+            and halve lr (up to ``max_retries`` times) instead of stopping.
+        max_retries: number of lr halvings the guard may use.
+    """
+
+    optimizer: str = "gd"
+    lr: float = 1.0
+    momentum: float = 0.9
+    momentum_boost: float | None = 0.99
+    boost_gap: float = 0.1
+    guard: bool = True
+    max_retries: int = 8
+    blowup: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer={self.optimizer!r} is not valid: expected one of {OPTIMIZERS}"
+            )
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr={self.lr!r} is not valid: expected a finite float > 0")
+        for name in ("momentum", "momentum_boost"):
+            v = getattr(self, name)
+            if v is None and name == "momentum_boost":
+                continue
+            if not (isinstance(v, (int, float)) and 0 <= v < 1):
+                raise ValueError(f"{name}={v!r} is not valid: expected a float in [0, 1)")
+        if not (isinstance(self.boost_gap, (int, float)) and self.boost_gap >= 0):
+            raise ValueError(f"boost_gap={self.boost_gap!r} is not valid: expected a float >= 0")
+        if not (isinstance(self.blowup, (int, float)) and self.blowup > 1):
+            raise ValueError(f"blowup={self.blowup!r} is not valid: expected a float > 1")
+        if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
+            raise ValueError(f"max_retries={self.max_retries!r} is not valid: expected an int >= 0")
+
+
+def relative_gap(loss: float, optimal: float) -> float:
+    """(loss - L*) / L*; NaN when L* is undefined (NaN) or zero."""
+    if not math.isfinite(optimal) or optimal <= 0:
+        return math.nan
+    return (loss - optimal) / optimal
+
+
+class Trainer:
+    """Gradient descent on one DUFM, with a tidy history.
+
+    Args:
+        model: a :class:`DUFM`, or a :class:`DUFMConfig` (a model is built from it).
+        recipe: optimiser settings; keyword arguments (``lr=...``, ``optimizer=...``) override
+            fields of the default :class:`Recipe`.
+        record_every: record the loss terms every this many steps (>= 1).
+        metrics_every: record the per-layer collapse metrics of spec §3 every this many steps
+            (a multiple of ``record_every``; 0 disables them).
+        callbacks: functions ``f(trainer, new_rows)`` called after each record.
+
+    The history (``trainer.history``) has columns ``step, layer, kind, metric, value``:
+    layer 0 / kind "model" holds loss, fit, reg, reg_H, optimal_loss, relative_gap and lr;
+    layers 1..L (kinds "pre", "post", "weight") and L+1 ("output") hold the metrics of
+    :func:`dnc_interactive.metrics.layer_metric_rows`.
+    """
+
+    def __init__(
+        self,
+        model: DUFM | DUFMConfig | None = None,
+        recipe: Recipe | None = None,
+        *,
+        record_every: int = 10,
+        metrics_every: int = 50,
+        callbacks: Sequence[Callback] = (),
+        **recipe_overrides: Any,
+    ) -> None:
+        if model is None or isinstance(model, DUFMConfig):
+            model = DUFM(model)
+        if not isinstance(model, DUFM):
+            raise ValueError(f"model={model!r} is not valid: expected a DUFM or a DUFMConfig")
+        if not (isinstance(record_every, int) and record_every >= 1):
+            raise ValueError(f"record_every={record_every!r} is not valid: expected an int >= 1")
+        if not (isinstance(metrics_every, int) and metrics_every >= 0):
+            raise ValueError(f"metrics_every={metrics_every!r} is not valid: expected an int >= 0")
+        if metrics_every and metrics_every % record_every:
+            raise ValueError(
+                f"metrics_every={metrics_every} is not valid: expected a multiple of"
+                f" record_every={record_every} (or 0)"
+            )
+        recipe = recipe or Recipe()
+        if recipe_overrides:
+            fields = {**recipe.__dict__, **recipe_overrides}
+            unknown = sorted(set(recipe_overrides) - set(recipe.__dict__))
+            if unknown:
+                raise ValueError(f"unknown Trainer option(s) {unknown}")
+            recipe = Recipe(**fields)
+        self.model = model
+        self.config: DUFMConfig = model.config
+        self.recipe = recipe
+        self.record_every = record_every
+        self.metrics_every = metrics_every
+        self.callbacks: list[Callback] = list(callbacks)
+        self.optimal_loss: float = theory.optimal_loss(self.config)
+        self.near_threshold: bool = theory.near_threshold(self.config)
+        self.steps = 0
+        self.lr = float(recipe.lr)
+        self.momentum = float(recipe.momentum)
+        self.status = "ready"
+        self.message = ""
+        self.seconds = 0.0
+        self.retries = 0
+        self._rows: list[Row] = []
+        self._frame: pd.DataFrame | None = None
+        self._params = [model.H1.data, *[W.data for W in model.W]]
+        self._lambdas = [self.config.lambda_H, *self.config.lambda_Ws]
+        self._state = [torch.zeros_like(p) for p in self._params]
+        self._state2 = [torch.zeros_like(p) for p in self._params]  # Adam's second moment
+        self._good: list[torch.Tensor] = [p.clone() for p in self._params]
+        self._last: dict[str, float] = {}
+        self._record(with_metrics=bool(metrics_every))
+        self._ceiling = recipe.blowup * max(self._last["loss"], 0.5)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def history(self) -> pd.DataFrame:
+        """The tidy history (a cached DataFrame; rebuilt when new rows arrive)."""
+        if self._frame is None or len(self._frame) != len(self._rows):
+            self._frame = pd.DataFrame(self._rows, columns=list(HISTORY_COLUMNS))
+        return self._frame
+
+    @property
+    def loss(self) -> float:
+        """The total loss at the latest record."""
+        return self._last.get("loss", math.nan)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap (loss - L*) / L* at the latest record."""
+        return self._last.get("relative_gap", math.nan)
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+    @property
+    def done(self) -> bool:
+        """True once a stop condition ended the run (converged, plateau, diverged, ...)."""
+        return self.status not in ("ready", "running", "stopped")
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate; the run continues from its current state."""
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr={lr!r} is not valid: expected a finite float > 0")
+        self.lr = float(lr)
+
+    def step(self, n: int = 1) -> Trainer:
+        """Advance ``n`` gradient steps (recording and checking every ``record_every``)."""
+        if not (isinstance(n, int) and n >= 0):
+            raise ValueError(f"n={n!r} is not valid: expected an int >= 0")
+        if self.diverged:
+            return self
+        self.status = "running"
+        t0 = time.perf_counter()
+        try:
+            remaining = n
+            while remaining > 0 and not self.diverged:
+                chunk = min(remaining, self.record_every - self.steps % self.record_every)
+                self._advance(chunk)
+                remaining -= chunk
+                if self.steps % self.record_every == 0 or remaining == 0:
+                    self._checkpoint()
+        finally:
+            self.seconds += time.perf_counter() - t0
+        if self.status == "running":
+            self.status = "stopped"
+        return self
+
+    def run(
+        self,
+        steps: int | None = None,
+        *,
+        tol: float | None = None,
+        max_steps: int = 20_000,
+        plateau: int | None = None,
+        plateau_rtol: float = 1e-9,
+    ) -> Trainer:
+        """Train until a stop condition holds.
+
+        Args:
+            steps: run exactly this many more steps (unless the run diverges).
+            tol: stop once the relative gap to L* is below ``tol`` and every layer's NC1
+                (pre and post) is below ``tol`` (NC1 alone when L* is undefined, e.g. CE).
+            max_steps: upper bound on the total number of steps when ``steps`` is None.
+            plateau: stop when the loss improved by less than ``plateau_rtol`` (relative)
+                over the last ``plateau`` records.
+        """
+        if steps is not None:
+            self.step(steps)
+            if not self.diverged:
+                self.status = "max_steps"
+            return self
+        if tol is not None and not (isinstance(tol, (int, float)) and tol > 0):
+            raise ValueError(f"tol={tol!r} is not valid: expected a float > 0")
+        if not (isinstance(max_steps, int) and max_steps >= 1):
+            raise ValueError(f"max_steps={max_steps!r} is not valid: expected an int >= 1")
+        losses: list[float] = []
+        while not self.diverged:
+            if tol is not None and self.converged(tol):
+                self.status = "converged"
+                self.message = f"converged at step {self.steps} (tol {tol:g})"
+                break
+            if self.steps >= max_steps:
+                self.status = "max_steps"
+                self.message = f"stopped at max_steps={max_steps}"
+                break
+            self.step(min(self.record_every, max_steps - self.steps))
+            if plateau:
+                losses.append(self.loss)
+                if len(losses) > plateau:
+                    old = losses[-plateau - 1]
+                    if abs(old - self.loss) <= plateau_rtol * abs(old):
+                        self.status = "plateau"
+                        self.message = f"loss plateaued at step {self.steps}"
+                        break
+        return self
+
+    def converged(self, tol: float) -> bool:
+        """Relative gap below ``tol`` (if L* is defined) and NC1 below ``tol`` in every layer."""
+        gap = self.gap
+        if math.isfinite(self.optimal_loss) and not (math.isfinite(gap) and abs(gap) < tol):
+            if not (self.optimal_loss == 0 and self.loss < tol):
+                return False
+        return self.max_nc1() < tol
+
+    def max_nc1(self) -> float:
+        """The largest NC1 over all layers and both kinds, computed now."""
+        with torch.no_grad():
+            f = self.model.forward()
+            y = self.model.labels
+            vals = [metrics.nc1(X, y) for X in (*f.pre, *f.post[1:])]
+        vals = [v for v in vals if not math.isnan(v)]
+        return max(vals) if vals else math.inf
+
+    def polish(self, max_iter: int = 200) -> Trainer:
+        """An L-BFGS phase (strong Wolfe line search) from the current state.
+
+        L-BFGS can stall at ReLU kinks (spec §4.1, stack.md); the state is kept only if the
+        loss went down. Each L-BFGS iteration counts as one step in the history.
+        """
+        if not (isinstance(max_iter, int) and max_iter >= 1):
+            raise ValueError(f"max_iter={max_iter!r} is not valid: expected an int >= 1")
+        if self.diverged:
+            return self
+        t0 = time.perf_counter()
+        before = [p.clone() for p in self._params]
+        start = float(self.model.loss().total.detach())
+        opt = torch.optim.LBFGS(
+            self.model.parameters(),
+            lr=1.0,
+            max_iter=max_iter,
+            tolerance_grad=1e-12,
+            tolerance_change=1e-15,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            value = self.model.loss().total
+            value.backward()
+            return value
+
+        opt.step(closure)
+        self.model.zero_grad(set_to_none=True)
+        after = float(self.model.loss().total.detach())
+        if not (math.isfinite(after) and after <= start):
+            for p, b in zip(self._params, before, strict=True):
+                p.copy_(b)
+        iters = int(opt.state[opt._params[0]].get("n_iter", 1))
+        self.steps += max(iters, 1)
+        self.seconds += time.perf_counter() - t0
+        self._checkpoint(force_metrics=True)
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        """Final numbers of the run: loss, optimum, gap, steps, seconds and status."""
+        return {
+            "loss": self.loss,
+            "fit": self._last.get("fit", math.nan),
+            "reg": self._last.get("reg", math.nan),
+            "optimal_loss": self.optimal_loss,
+            "relative_gap": self.gap,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "status": self.status,
+            "message": self.message,
+            "near_threshold": self.near_threshold,
+        }
+
+    # ------------------------------------------------------------------ internals
+    @torch.no_grad()
+    def _gradients(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        cfg = self.config
+        m = self.model
+        fit, dH, dW = loss_and_grad(
+            self._params[0],
+            self._params[1:],
+            m.Y,
+            m.labels,
+            cfg.lambda_H,
+            cfg.lambda_Ws,
+            cfg.activation,
+            cfg.loss,
+        )
+        return fit, [dH, *dW]
+
+    @torch.no_grad()
+    def _advance(self, n: int) -> None:
+        params, buf = self._params, self._state
+        if self.recipe.optimizer == "gd":
+            for _ in range(n):
+                _, grads = self._gradients()
+                if self.momentum > 0:
+                    torch._foreach_mul_(buf, self.momentum)
+                    torch._foreach_add_(buf, grads)
+                    torch._foreach_add_(params, buf, alpha=-self.lr)
+                else:
+                    torch._foreach_add_(params, grads, alpha=-self.lr)
+                self.steps += 1
+        else:  # Adam, on the full objective (L2 in the gradient, not decoupled decay)
+            b1, b2, eps = self.recipe.momentum, 0.999, 1e-8
+            sq = self._state2
+            for _ in range(n):
+                _, grads = self._gradients()
+                self.steps += 1
+                torch._foreach_lerp_(buf, grads, 1 - b1)
+                torch._foreach_mul_(sq, b2)
+                torch._foreach_addcmul_(sq, grads, grads, value=1 - b2)
+                c1 = 1 - b1**self.steps
+                c2 = 1 - b2**self.steps
+                denom = torch._foreach_sqrt(sq)
+                torch._foreach_div_(denom, math.sqrt(c2))
+                torch._foreach_add_(denom, eps)
+                torch._foreach_addcdiv_(params, buf, denom, value=-self.lr / c1)
+
+    @torch.no_grad()
+    def _loss_terms(self) -> dict[str, float]:
+        terms = self.model.loss()
+        reg_W = [float(r) for r in terms.reg_W]
+        out = {
+            "fit": float(terms.fit),
+            "reg_H": float(terms.reg_H),
+            "reg": float(terms.reg_H) + sum(reg_W),
+        }
+        out["loss"] = out["fit"] + out["reg"]
+        return out
+
+    def _checkpoint(self, force_metrics: bool = False) -> None:
+        terms = self._loss_terms()
+        if not terms["loss"] <= self._ceiling:  # NaN/inf, or blowing up
+            self._on_divergence(terms["loss"])
+            return
+        for g, p in zip(self._good, self._params, strict=True):
+            g.copy_(p)
+        with_metrics = force_metrics or bool(
+            self.metrics_every and self.steps % self.metrics_every == 0
+        )
+        self._record(terms, with_metrics=with_metrics)
+        boost = self.recipe.momentum_boost
+        if (
+            self.recipe.optimizer == "gd"
+            and boost is not None
+            and self.momentum < boost
+            and self.gap < self.recipe.boost_gap
+        ):
+            self.momentum = boost
+
+    def _on_divergence(self, value: float) -> None:
+        if self.recipe.guard and self.retries < self.recipe.max_retries:
+            self.retries += 1
+            for g, p in zip(self._good, self._params, strict=True):
+                p.copy_(g)
+            for b in (*self._state, *self._state2):
+                b.zero_()
+            self.lr /= 2
+            self.momentum = float(self.recipe.momentum)
+            self._append([(self.steps, 0, "model", "lr", self.lr)])
+            return
+        for g, p in zip(self._good, self._params, strict=True):
+            p.copy_(g)
+        self.status = "diverged"
+        self.message = (
+            f"diverged: the loss became {value:.4g} at step {self.steps} (lr={self.lr:g});"
+            " training stopped, parameters restored to the last good record and the history"
+            " kept. Lower the learning rate and reset."
+        )
+        warnings.warn(self.message, RuntimeWarning, stacklevel=3)
+
+    def _record(self, terms: dict[str, float] | None = None, with_metrics: bool = True) -> None:
+        terms = terms or self._loss_terms()
+        gap = relative_gap(terms["loss"], self.optimal_loss)
+        self._last = {**terms, "relative_gap": gap}
+        s = self.steps
+        rows: list[Row] = [
+            (s, 0, "model", "loss", terms["loss"]),
+            (s, 0, "model", "fit", terms["fit"]),
+            (s, 0, "model", "reg", terms["reg"]),
+            (s, 0, "model", "reg_H", terms["reg_H"]),
+            (s, 0, "model", "optimal_loss", self.optimal_loss),
+            (s, 0, "model", "relative_gap", gap),
+            (s, 0, "model", "lr", self.lr),
+        ]
+        if with_metrics:
+            with torch.no_grad():
+                rows += [
+                    (s, layer, kind, name, float(value))
+                    for layer, kind, name, value in metrics.layer_metric_rows(self.model)
+                ]
+        self._append(rows)
+
+    def _append(self, rows: list[Row]) -> None:
+        self._rows.extend(rows)
+        for cb in self.callbacks:
+            cb(self, rows)
+
+
+def train(config: DUFMConfig | None = None, **kwargs: Any) -> Trainer:
+    """Convenience: build a model, train it with :meth:`Trainer.run` and return the trainer.
+
+    Keyword arguments go to :class:`Trainer` (recipe fields, record_every, ...) or to
+    :meth:`Trainer.run` (steps, tol, max_steps, plateau).
+    """
+    run_keys = {"steps", "tol", "max_steps", "plateau", "plateau_rtol"}
+    run_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in run_keys}
+    return Trainer(config or DUFMConfig(), **kwargs).run(**run_kwargs)
