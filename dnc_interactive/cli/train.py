@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from pathlib import Path
 
 from dnc_interactive import metrics, theory
@@ -126,17 +127,19 @@ def run(args: argparse.Namespace) -> int:
 
         trainer.callbacks.append(progress)
     try:
-        if args.steps is not None:
-            trainer.run(args.steps)
-        else:
-            trainer.run(
-                tol=args.tol or DEFAULT_TOL,
-                max_steps=args.max_steps,
-                plateau=200,
-                plateau_rtol=1e-10,
-            )
-        if args.polish and not trainer.diverged:
-            trainer.polish(args.polish)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # divergence is reported below
+            if args.steps is not None:
+                trainer.run(args.steps)
+            else:
+                trainer.run(
+                    tol=args.tol or DEFAULT_TOL,
+                    max_steps=args.max_steps,
+                    plateau=200,
+                    plateau_rtol=1e-10,
+                )
+            if args.polish and not trainer.diverged:
+                trainer.polish(args.polish)
     finally:
         if bar is not None:
             bar.close()
