@@ -1,0 +1,332 @@
+"""The dashboard's controls: pure helpers mapping control values to settings, and the widgets.
+
+The helpers (:func:`class_sizes`, :func:`imbalance_of`, :func:`parse_ints`, :func:`parse_floats`,
+:func:`lambda_criticals`, :func:`lambda_gauge`) know nothing of ipywidgets and are unit-tested
+directly; :func:`build_controls` makes the ipywidgets, with ranges chosen so that a slider
+can never produce an invalid config (text boxes can, and their values are validated by
+:class:`~dnc_interactive.config.DUFMConfig`, whose message the status line shows).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import ipywidgets as w
+
+from dnc_interactive import theory
+from dnc_interactive.config import ACTIVATIONS, DTYPES, LOSSES, DUFMConfig
+from dnc_interactive.training import OPTIMIZERS
+from dnc_interactive.widgets.presets import PRESETS
+from dnc_interactive.widgets.state import SPEEDS
+
+#: Slider ranges (inclusive). Every value in them gives a valid config.
+RANGES: dict[str, tuple[float, float]] = {
+    "num_classes": (2, 12),
+    "n": (1, 200),
+    "ratio": (1.0, 100.0),
+    "depth": (1, 8),
+    "width": (2, 128),
+    "lambda": (1e-6, 1.0),
+    "lr": (1e-4, 100.0),
+}
+CUSTOM = "(custom)"
+SPEED_LABELS = [("max" if s == 0 else str(s), s) for s in SPEEDS]
+_DESC = {"description_width": "112px"}
+_WIDE = w.Layout(width="370px")
+
+
+# ---------------------------------------------------------------------- pure helpers
+def class_sizes(num_classes: int, n: int, ratio: float, minority: int) -> int | tuple[int, ...]:
+    """Class sizes for ``num_classes`` classes: the last ``minority`` classes have
+    ``max(1, round(n / ratio))`` samples, the others ``n`` (an int when all are equal)."""
+    minority = max(0, min(int(minority), num_classes - 1))
+    small = max(1, round(n / ratio)) if ratio > 0 else n
+    if minority == 0 or small == n:
+        return int(n)
+    return tuple([int(n)] * (num_classes - minority) + [int(small)] * minority)
+
+
+def imbalance_of(config: DUFMConfig) -> tuple[int, float, int]:
+    """The controls (n, ratio, minority count) closest to ``config``'s class sizes: n is the
+    largest class, ratio largest/smallest, minority the number of classes smaller than n."""
+    sizes = config.class_sizes
+    n, m = max(sizes), min(sizes)
+    minority = sum(1 for s in sizes if s < n)
+    return n, (n / m if minority else 1.0), minority
+
+
+def _parse(name: str, text: str, kind: type, allowed: str) -> Any:
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"{name}={text!r} is not valid: expected {allowed}")
+    try:
+        values = [kind(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not valid: expected {allowed}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def parse_ints(name: str, text: str) -> int | list[int]:
+    """'50' -> 50, '90, 10' -> [90, 10]; ``ValueError`` naming ``name`` otherwise (ranges are
+    checked by the config)."""
+    return _parse(name, text, int, "an int or a comma-separated list of ints")
+
+
+def parse_floats(name: str, text: str) -> float | list[float]:
+    """'1e-3' -> 0.001, '5e-3, 1e-3' -> [0.005, 0.001]; ``ValueError`` naming ``name``."""
+    return _parse(name, text, float, "a number or a comma-separated list of numbers")
+
+
+def format_list(value: Any) -> str:
+    """A config value as the text boxes show it ('50', '90, 10', '0.001')."""
+    if isinstance(value, (tuple, list)):
+        return ", ".join(format_list(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def lambda_criticals(config: DUFMConfig) -> tuple[float, float]:
+    """(lambda_H, lambda_W) at which the smallest class reaches the threshold c*_L when only
+    that one slider moves (spec §2.2, §6): scaling lambda_H by s scales every c_k by
+    s^{1/(L+1)}, scaling all lambda_W by s scales it by s^{L/(L+1)}; with t =
+    :func:`~dnc_interactive.theory.critical_scale` the critical values are lambda_H t^{L+1} and
+    lambda_W t^{(L+1)/L}. NaN for the CE loss, inf when some lambda is 0."""
+    t = theory.critical_scale(config)
+    L = config.L
+    if not math.isfinite(t):
+        return t, t
+    lam_w = max(config.lambda_Ws)
+    with_h = config.lambda_H * t ** (L + 1) if config.lambda_H > 0 else math.inf
+    with_w = lam_w * t ** ((L + 1) / L) if lam_w > 0 else math.inf
+    return with_h, with_w
+
+
+def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int = 250) -> str:
+    """HTML of a thin log-scale bar from ``lo`` to ``hi``: green where collapse is optimal,
+    red past the critical lambda (the zero / minority-collapse side), a black tick at the
+    current value."""
+
+    def pos(x: float) -> float:
+        x = min(max(x, lo), hi)
+        return 100.0 * (math.log10(x) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+
+    here = pos(value) if value > 0 else 0.0
+    if math.isfinite(critical) and critical > 0:
+        c = pos(critical)
+        bar = f"linear-gradient(to right, #b7e4b0 {c:.1f}%, #f4b6b6 {c:.1f}%)"
+        label = f"critical ≈ {critical:.3g}"
+        if value >= critical:
+            label = f"<b style='color:#b00020'>past critical ≈ {critical:.3g}</b>"
+    else:
+        bar = "#ddd"
+        label = "no threshold (CE loss or a zero λ)"
+    return (
+        f"<div style='margin-left:116px;width:{width}px;font-size:11px;line-height:1.2'>"
+        f"<div style='position:relative;height:6px;background:{bar};border-radius:3px'>"
+        f"<div style='position:absolute;left:calc({here:.1f}% - 1px);top:-3px;width:3px;"
+        f"height:12px;background:#222'></div></div>"
+        f"<div style='color:#555'>{label}</div></div>"
+    )
+
+
+def status_html(parts: dict[str, str]) -> str:
+    """The status line as HTML (state badge, numbers, verdict, notes)."""
+    colours = {"playing": "#1565c0", "paused": "#555", "ready": "#555", "diverged": "#b00020"}
+    verdict = parts["verdict"]
+    vcol = "#2e7d32" if verdict.startswith("collapsed: yes") else "#8a6d00"
+    if verdict.startswith("collapsed: not"):
+        vcol = "#555"
+    notes = parts.get("notes") or ""
+    return (
+        "<div class='dnc-status' style='font-size:12px;line-height:1.4;max-width:370px'>"
+        f"<b style='color:{colours.get(parts['state'], '#555')}'>{html.escape(parts['state'])}</b>"
+        f" · {html.escape(parts['numbers'])}<br>"
+        f"<b style='color:{vcol}'>{html.escape(verdict)}</b>"
+        + (f"<br><span style='color:#8a3b00'>{html.escape(notes)}</span>" if notes else "")
+        + "</div>"
+    )
+
+
+# ---------------------------------------------------------------------- widgets
+def _log_slider(description: str, key: str, value: float, **kw: Any) -> w.FloatLogSlider:
+    lo, hi = RANGES[key]
+    return w.FloatLogSlider(
+        value=min(max(value, lo), hi),
+        base=10,
+        min=math.log10(lo),
+        max=math.log10(hi),
+        step=0.05,
+        description=description,
+        readout_format=".2~e",
+        style=_DESC,
+        layout=_WIDE,
+        **kw,
+    )
+
+
+def build_controls() -> dict[str, w.Widget]:
+    """Every control of the dashboard, by name (values are set later from the settings)."""
+    d = DUFMConfig()
+    c: dict[str, w.Widget] = {}
+    c["preset"] = w.Dropdown(
+        options=[CUSTOM, *PRESETS], value=CUSTOM, description="preset", style=_DESC, layout=_WIDE
+    )
+    # data
+    slider = {"style": _DESC, "layout": _WIDE, "continuous_update": False}
+    c["num_classes"] = w.IntSlider(2, *RANGES["num_classes"], description="classes K", **slider)
+    c["n"] = w.IntSlider(50, *RANGES["n"], description="samples / class n", **slider)
+    c["ratio"] = w.FloatLogSlider(
+        value=1.0,
+        base=10,
+        min=0.0,
+        max=2.0,
+        step=0.05,
+        description="imbalance n/n_min",
+        readout_format=".3g",
+        **slider,
+    )
+    c["minority"] = w.IntSlider(0, 0, 1, description="minority classes", **slider)
+    # model
+    c["depth"] = w.IntSlider(d.depth, *RANGES["depth"], description="depth L", **slider)
+    c["width"] = w.IntSlider(64, *RANGES["width"], description="width d", **slider)
+    c["activation"] = w.ToggleButtons(
+        options=list(ACTIVATIONS), description="activation", style={"button_width": "70px"}
+    )
+    c["loss"] = w.ToggleButtons(
+        options=list(LOSSES), description="loss", style={"button_width": "70px"}
+    )
+    # regularisation
+    c["lambda_H"] = _log_slider("λ_H (features)", "lambda", d.lambda_H, continuous_update=False)
+    c["gauge_H"] = w.HTML()
+    c["lambda_W"] = _log_slider("λ_W (weights)", "lambda", 1e-3, continuous_update=False)
+    c["gauge_W"] = w.HTML()
+    c["tie"] = w.Checkbox(value=True, description="same λ for H1 and every W_l", indent=False)
+    # optimisation
+    c["lr"] = _log_slider("learning rate", "lr", 1.0, continuous_update=False)
+    c["optimizer"] = w.ToggleButtons(
+        options=list(OPTIMIZERS), description="optimizer", style={"button_width": "70px"}
+    )
+    c["seed"] = w.IntText(value=d.seed, description="seed", style=_DESC, layout=_WIDE)
+    c["guard"] = w.Checkbox(value=True, description="divergence guard (halve lr)", indent=False)
+    # advanced (typed values, validated by the config)
+    text = {"style": _DESC, "layout": _WIDE, "continuous_update": False}
+    c["sizes_text"] = w.Text(description="class sizes n_k", placeholder="50 or 90, 10", **text)
+    c["widths_text"] = w.Text(description="widths d_l", placeholder="64 or 64, 32, 32, 16", **text)
+    c["lambda_w_text"] = w.Text(
+        description="λ_W per layer", placeholder="1e-3 or 5e-3, 1e-3", **text
+    )
+    c["init_scale"] = w.FloatText(value=d.init_scale, description="init scale of H1", **text)
+    c["dtype"] = w.ToggleButtons(
+        options=list(DTYPES), description="dtype", style={"button_width": "70px"}
+    )
+    # transport
+    c["play"] = w.Button(
+        description="Play", icon="play", button_style="success", layout=w.Layout(width="92px")
+    )
+    c["step"] = w.Button(description="Step", icon="step-forward", layout=w.Layout(width="80px"))
+    c["reset"] = w.Button(description="Reset", icon="refresh", layout=w.Layout(width="80px"))
+    c["counter"] = w.HTML("<b>step 0</b>", layout=w.Layout(width="110px"))
+    c["speed"] = w.SelectionSlider(
+        options=SPEED_LABELS, value=10, description="steps / update", style=_DESC, layout=_WIDE
+    )
+    c["status"] = w.HTML()
+    # snapshots
+    c["snapshot"] = w.ToggleButtons(
+        options=["Gram", "features", "singular values", "output q", "off"],
+        value="Gram",
+        style={"button_width": "auto"},
+        tooltips=[
+            "normalised Gram matrices of the class means, per layer (NC2)",
+            "2-D projections of every sample, per layer (NC1)",
+            "singular values of the class means (rank, low-rank solutions)",
+            "output scale q_k per class against theory (minority collapse)",
+            "no snapshot chart",
+        ],
+    )
+    c["snapshot_kind"] = w.ToggleButtons(
+        options=[("post-ReLU H_l", "post"), ("pre-ReLU H̃_l", "pre")],
+        value="post",
+        style={"button_width": "auto"},
+    )
+    # share and export
+    c["state"] = w.Text(
+        description="state", style={"description_width": "40px"}, layout=w.Layout(width="290px")
+    )
+    c["apply_state"] = w.Button(description="Apply", layout=w.Layout(width="70px"))
+    c["share_link"] = w.HTML()
+    c["export_csv"] = w.Button(
+        description="history CSV", icon="download", layout=w.Layout(width="120px")
+    )
+    c["export_parquet"] = w.Button(
+        description="history Parquet", icon="download", layout=w.Layout(width="130px")
+    )
+    c["export_png"] = w.Button(
+        description="charts PNG", icon="image", layout=w.Layout(width="120px")
+    )
+    c["export_svg"] = w.Button(
+        description="charts SVG", icon="image", layout=w.Layout(width="120px")
+    )
+    c["downloads"] = w.HTML()
+    return c
+
+
+#: Controls whose change is a setting (the others are buttons, outputs or view choices).
+SETTING_CONTROLS: tuple[str, ...] = (
+    "num_classes",
+    "n",
+    "ratio",
+    "minority",
+    "depth",
+    "width",
+    "activation",
+    "loss",
+    "lambda_H",
+    "lambda_W",
+    "tie",
+    "lr",
+    "optimizer",
+    "seed",
+    "guard",
+    "sizes_text",
+    "widths_text",
+    "lambda_w_text",
+    "init_scale",
+    "dtype",
+    "speed",
+)
+
+#: Sections of the control panel and the controls they hold (names for ``hide=``).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "data": ("num_classes", "n", "ratio", "minority"),
+    "model": ("depth", "width", "activation", "loss"),
+    "regularization": ("lambda_H", "gauge_H", "lambda_W", "gauge_W", "tie"),
+    "optimization": ("lr", "optimizer", "seed", "guard"),
+    "advanced": ("sizes_text", "widths_text", "lambda_w_text", "init_scale", "dtype"),
+    "share": (
+        "state",
+        "apply_state",
+        "share_link",
+        "export_csv",
+        "export_parquet",
+        "export_png",
+        "export_svg",
+        "downloads",
+    ),
+}
+
+__all__ = [
+    "CUSTOM",
+    "RANGES",
+    "SECTIONS",
+    "SETTING_CONTROLS",
+    "build_controls",
+    "class_sizes",
+    "format_list",
+    "imbalance_of",
+    "lambda_criticals",
+    "lambda_gauge",
+    "parse_floats",
+    "parse_ints",
+    "status_html",
+]

@@ -1,0 +1,120 @@
+// Live vega views for the dnc-interactive dashboard (an anywidget front end).
+//
+// This file has no imports: Python bundles it with vl-convert's `javascript_bundle`, which
+// provides `vegaEmbed` offline, without any CDN (changesets come from `view.changeset()`).
+//
+// The widget holds named slots ("stream", "snapshot"), each one vega view. Python sends:
+//   {type: "spec", slot, spec, target?}          embed a new Vega-Lite spec in the slot
+//   {type: "rows", slot, rows, remove, reset?}   stream rows into the slot's "rows" dataset
+//                                                (rows are [id, step, layer, kind, metric, value],
+//                                                remove is a list of row ids to drop)
+//   {type: "data", slot, datasets}               replace whole named datasets (snapshots)
+// Messages with a `target` are meant for one view only (the replay after "ready").
+// Each view announces itself with {type: "ready", id}; Python then replays the current specs
+// and rows to that view, which is how page reloads and second views catch up.
+
+function toRow(r) {
+  return { id: r[0], step: r[1], layer: r[2], kind: r[3], metric: r[4], value: r[5] };
+}
+
+function showError(slot, error) {
+  const box = document.createElement("div");
+  box.className = "dnc-live-error";
+  box.textContent = "Chart error: " + (error && error.message ? error.message : String(error));
+  slot.div.appendChild(box);
+  console.error("dnc-interactive live chart:", error);
+}
+
+function render({ model, el }) {
+  const id = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  el.classList.add("dnc-live");
+  const slots = {};
+  for (const name of ["stream", "snapshot"]) {
+    const div = document.createElement("div");
+    div.className = "dnc-live-slot dnc-live-" + name;
+    el.appendChild(div);
+    slots[name] = { name, div, view: null, chain: Promise.resolve(), updates: 0 };
+  }
+  el.dataset.updates = "0";
+
+  function publish(slot) {
+    // Test hooks: how many rows the view holds and the largest step it has seen.
+    if (!slot.view) return;
+    slot.updates += 1;
+    el.dataset[slot.name + "Updates"] = String(slot.updates);
+    if (slot.name === "stream") {
+      const rows = slot.view.data("rows") || [];
+      let maxStep = -1;
+      for (const r of rows) if (r.step > maxStep) maxStep = r.step;
+      el.dataset.streamRows = String(rows.length);
+      el.dataset.streamStep = String(maxStep);
+    }
+  }
+
+  async function embed(slot, spec) {
+    if (slot.view) {
+      slot.view.finalize();
+      slot.view = null;
+    }
+    slot.div.replaceChildren();
+    if (!spec) return;
+    // Re-run the layout on every update: streamed data changes axis label widths, and the
+    // default autosize (layout once at embed time) would clip the grown view.
+    spec = Object.assign({}, spec, { autosize: { type: "pad", resize: true } });
+    const result = await vegaEmbed(slot.div, spec, {
+      renderer: "canvas",
+      logLevel: 1, // errors only (empty layers warn about infinite extents)
+      actions: { export: true, source: false, compiled: false, editor: false },
+    });
+    slot.view = result.view;
+    publish(slot);
+  }
+
+  async function streamRows(slot, msg) {
+    if (!slot.view) return;
+    const cs = slot.view.changeset();
+    if (msg.reset) {
+      cs.remove(() => true);
+    } else if (msg.remove && msg.remove.length) {
+      const gone = new Set(msg.remove);
+      cs.remove((d) => gone.has(d.id));
+    }
+    cs.insert(msg.rows.map(toRow));
+    await slot.view.change("rows", cs).runAsync();
+    publish(slot);
+  }
+
+  async function replaceData(slot, msg) {
+    if (!slot.view) return;
+    for (const [name, values] of Object.entries(msg.datasets)) {
+      slot.view.change(name, slot.view.changeset().remove(() => true).insert(values));
+    }
+    await slot.view.runAsync();
+    publish(slot);
+  }
+
+  async function handle(slot, msg) {
+    if (msg.type === "spec") return embed(slot, msg.spec);
+    if (msg.type === "rows") return streamRows(slot, msg);
+    if (msg.type === "data") return replaceData(slot, msg);
+  }
+
+  function onMessage(msg) {
+    if (!msg || (msg.target && msg.target !== id)) return;
+    const slot = slots[msg.slot];
+    if (!slot) return;
+    // One promise chain per slot keeps messages in order while a spec is being embedded.
+    slot.chain = slot.chain.then(() => handle(slot, msg)).catch((err) => showError(slot, err));
+  }
+
+  model.on("msg:custom", onMessage);
+  model.send({ type: "ready", id });
+  return () => {
+    model.off("msg:custom", onMessage);
+    for (const slot of Object.values(slots)) {
+      if (slot.view) slot.view.finalize();
+    }
+  };
+}
+
+export default { render };

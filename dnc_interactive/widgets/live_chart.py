@@ -1,0 +1,547 @@
+"""A live chart widget that streams training rows into vega views, offline.
+
+:class:`LiveChart` is a small anywidget (front end: ``live_chart.js``) with two slots, each a
+vega view drawn on a canvas:
+
+* ``"stream"``: the training curves of :func:`stream_spec` (loss terms against the optimum L*,
+  the relative gap, DNC1/DNC2/DNC3 per layer and the output scales q_k). New history rows are
+  *inserted* into the view's ``rows`` dataset with vega changesets: nothing is re-sent and the
+  view is never re-embedded while a run goes on. :class:`SeriesStore` keeps at most
+  ``max_points`` points per series (older points are thinned, first and last kept) and tells
+  the view which rows to drop, so a view holds a bounded number of points however long it runs.
+* ``"snapshot"``: any altair chart (the Gram heat maps, projections, singular values or output
+  scales of :mod:`dnc_interactive.charts`). Its datasets get stable names, so a new snapshot
+  with the same structure only replaces the data; otherwise the spec is re-embedded.
+
+Messages sent before a view exists are lost, so every view says "ready" and gets the current
+specs and rows replayed (page reloads and second views catch up).
+
+The JavaScript needs vega, vega-lite and vega-embed. They come from vl-convert's offline bundle
+(no CDN): :func:`javascript_bundle` builds it once (~6-10 s) and caches it on disk (see
+:func:`cache_dir`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import anywidget
+import traitlets
+
+from dnc_interactive.charts import metric_title
+from dnc_interactive.config import DUFMConfig
+
+JS_PATH = Path(__file__).with_name("live_chart.js")
+CSS_PATH = Path(__file__).with_name("live_chart.css")
+
+#: Points kept per streamed series (layer, kind, metric).
+DEFAULT_MAX_POINTS = 200
+#: Values at or below this floor are drawn at the floor on log scales.
+LOG_FLOOR = 1e-16
+
+_MODEL_METRICS = ("loss", "fit", "reg", "relative_gap")
+_STREAMED = {
+    "model": set(_MODEL_METRICS),
+    "pre": {"nc1"},
+    "post": {"nc1", "nc2_orth"},
+    "weight": {"nc3"},
+}
+
+_BUNDLES: dict[str, str] = {}
+
+
+# ---------------------------------------------------------------------- offline JS bundle
+def cache_dir() -> Path:
+    """Where the offline JavaScript bundle is cached: ``$DNC_INTERACTIVE_CACHE``, else
+    ``$XDG_CACHE_HOME/dnc-interactive`` (default ``~/.cache/dnc-interactive``); a temporary
+    directory when that is not writable."""
+    env = os.environ.get("DNC_INTERACTIVE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dnc-interactive"
+
+
+def _vl_version() -> str | None:
+    try:
+        from altair.utils._importers import vl_version_for_vl_convert
+
+        return vl_version_for_vl_convert()
+    except Exception:  # pragma: no cover - older altair
+        return None
+
+
+def javascript_bundle(source: str | None = None) -> str:
+    """The live chart's ES module with vega, vega-lite and vega-embed bundled in (offline).
+
+    Built by ``vl_convert.javascript_bundle`` from ``live_chart.js`` (or ``source``) and cached
+    in memory and on disk, keyed by the source, the vl-convert version and the Vega-Lite
+    version, so only the first call on a machine pays the ~6-10 s of bundling.
+    """
+    import vl_convert as vlc
+
+    source = JS_PATH.read_text(encoding="utf-8") if source is None else source
+    vl_version = _vl_version()
+    key = hashlib.sha256(
+        "\n".join([source, vlc.__version__, str(vl_version)]).encode("utf-8")
+    ).hexdigest()[:20]
+    if key in _BUNDLES:
+        return _BUNDLES[key]
+    candidates = [cache_dir(), Path(tempfile.gettempdir()) / "dnc-interactive-cache"]
+    for folder in candidates:
+        path = folder / f"live_chart-{key}.js"
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            if text:
+                _BUNDLES[key] = text
+                return text
+    body = "\n".join(
+        line for line in source.splitlines() if not line.lstrip().startswith("import ")
+    )
+    text = (
+        vlc.javascript_bundle(body, vl_version=vl_version)
+        if vl_version
+        else (vlc.javascript_bundle(body))
+    )
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".live_chart-{key}.{os.getpid()}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, folder / f"live_chart-{key}.js")
+            break
+        except OSError:
+            continue
+    _BUNDLES[key] = text
+    return text
+
+
+# ---------------------------------------------------------------------- streamed rows
+def is_streamed(kind: str, metric: str) -> bool:
+    """Whether a history row of this kind and metric is drawn by :func:`stream_spec`."""
+    if kind == "output":
+        return metric.startswith("q_")
+    return metric in _STREAMED.get(kind, ())
+
+
+def _clean(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class SeriesStore:
+    """The rows a stream view holds, at most ``max_points`` per (layer, kind, metric) series.
+
+    :meth:`add` returns the rows to insert and the ids to remove; when a series outgrows its
+    budget every other point is dropped (the first and the latest are always kept), so the
+    newest stretch stays dense and old stretches thin out.
+    """
+
+    def __init__(self, max_points: int = DEFAULT_MAX_POINTS) -> None:
+        if not (isinstance(max_points, int) and max_points >= 4):
+            raise ValueError(f"max_points={max_points!r} is not valid: expected an int >= 4")
+        self.max_points = max_points
+        self.series: dict[tuple[int, str, str], list[list]] = {}
+        self.next_id = 0
+
+    def clear(self) -> None:
+        self.series = {}
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.series.values())
+
+    def add(self, rows: Iterable[Sequence]) -> tuple[list[list], list[int]]:
+        """Store history rows ``(step, layer, kind, metric, value)`` that are streamed.
+
+        Returns ``(inserted, removed_ids)``; inserted rows are ``[id, step, layer, kind,
+        metric, value]`` with non-finite values as None.
+        """
+        inserted: list[list] = []
+        touched: set[tuple[int, str, str]] = set()
+        for step, layer, kind, metric, value in rows:
+            if not is_streamed(kind, metric):
+                continue
+            record = [self.next_id, int(step), int(layer), kind, metric, _clean(value)]
+            self.next_id += 1
+            key = (int(layer), kind, metric)
+            self.series.setdefault(key, []).append(record)
+            inserted.append(record)
+            touched.add(key)
+        removed: set[int] = set()
+        for key in touched:
+            series = self.series[key]
+            if len(series) > self.max_points:
+                keep = [series[0], *series[2:-1:2], series[-1]]
+                kept = {id(r) for r in keep}
+                removed.update(r[0] for r in series if id(r) not in kept)
+                self.series[key] = keep
+        if removed:
+            inserted = [r for r in inserted if r[0] not in removed]
+        old = sorted(removed - {r[0] for r in inserted})
+        return inserted, old
+
+    def rows(self) -> list[list]:
+        """Every row held, in insertion order."""
+        out = [r for s in self.series.values() for r in s]
+        out.sort(key=lambda r: r[0])
+        return out
+
+
+# ---------------------------------------------------------------------- the streamed spec
+# Written as plain Vega-Lite dicts: building it with altair's classes costs ~0.3-1 s (deep
+# copies in concat charts), too slow for a reset on every slider move.
+VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
+_FINITE = "isValid(datum.value) && isFinite(datum.value)"
+_X = {"field": "step", "type": "quantitative", "title": "step"}
+
+
+def _one_of(field: str, values: Sequence[str]) -> dict[str, Any]:
+    return {"filter": {"field": field, "oneOf": list(values)}}
+
+
+def _unit(
+    metrics: Sequence[str], kinds: Sequence[str], mark: Any, encoding: dict, extra: Sequence = ()
+) -> dict[str, Any]:
+    return {
+        "data": {"name": "rows"},
+        "transform": [
+            _one_of("metric", metrics),
+            _one_of("kind", kinds),
+            {"filter": _FINITE},
+            {"calculate": f"max(datum.value, {LOG_FLOOR})", "as": "v"},
+            *extra,
+        ],
+        "mark": mark,
+        "encoding": encoding,
+    }
+
+
+def _tooltip(*fields: tuple[str, str, str | None]) -> list[dict[str, Any]]:
+    out = []
+    for name, kind, fmt in fields:
+        t: dict[str, Any] = {"field": name, "type": kind}
+        if fmt:
+            t["format"] = fmt
+        out.append(t)
+    return out
+
+
+#: Short panel titles of the live view (the static charts use the long ones).
+LIVE_TITLES = {
+    "nc1": "DNC1  tr(Σ_W Σ_B⁺)/K",
+    "nc2_orth": "DNC2  orthogonal-frame error",
+    "nc3": "DNC3 / NC3  W_l vs class means",
+}
+
+
+def stream_spec(
+    config: DUFMConfig, optimal_loss: float = math.nan, *, width: int = 180, height: int = 130
+) -> dict[str, Any]:
+    """The Vega-Lite spec of the live training curves for ``config``, reading named data.
+
+    Panels: the loss terms (log scale) with the optimum L* as a dashed rule, the relative gap
+    |L − L*|/L* (log scale, red points where the loss is below L*), the output scales q_k, and
+    per layer DNC1 (pre-ReLU dashed, post-ReLU solid), DNC2 (orthogonal frame, post) and
+    DNC3 / NC3 (spec §3). All panels read the dataset ``rows`` that :class:`LiveChart` streams.
+    """
+    L = config.L
+    log = {"type": "log"}
+    size = {"width": width, "height": height}
+    terms = list(_MODEL_METRICS[:3])
+    loss_layers: list[dict[str, Any]] = [
+        _unit(
+            terms,
+            ["model"],
+            {"type": "line"},
+            {
+                "x": _X,
+                "y": {"field": "v", "type": "quantitative", "title": "loss terms", "scale": log},
+                "color": {
+                    "field": "metric",
+                    "type": "nominal",
+                    "title": "term",
+                    "scale": {"domain": terms},
+                    "sort": terms,
+                },
+                "tooltip": _tooltip(
+                    ("step", "quantitative", None),
+                    ("metric", "nominal", None),
+                    ("value", "quantitative", ".6e"),
+                ),
+            },
+        )
+    ]
+    title = "Loss L"
+    if math.isfinite(optimal_loss):
+        value = {"values": [{"label": "L*", "value": max(float(optimal_loss), LOG_FLOOR)}]}
+        y = {"field": "value", "type": "quantitative"}
+        loss_layers.append(
+            {
+                "data": value,
+                "mark": {"type": "rule", "color": "black", "strokeDash": [4, 4]},
+                "encoding": {"y": y},
+            }
+        )
+        loss_layers.append(
+            {
+                "data": value,
+                "mark": {"type": "text", "align": "left", "dx": 4, "dy": -6, "fontWeight": "bold"},
+                "encoding": {"y": y, "x": {"value": 0}, "text": {"field": "label"}},
+            }
+        )
+        title += " (dashed: optimum L*)"
+    loss = {"title": title, "layer": loss_layers, **size}
+
+    gap_enc = {
+        "x": _X,
+        "y": {"field": "g", "type": "quantitative", "title": "|L − L*| / L*", "scale": log},
+        "tooltip": _tooltip(("step", "quantitative", None), ("value", "quantitative", ".3e")),
+    }
+    gap_calc = {"calculate": f"max(abs(datum.value), {LOG_FLOOR})", "as": "g"}
+    gap = {
+        "title": "Gap |L − L*|/L* (red: L < L*)",
+        "layer": [
+            _unit(
+                ["relative_gap"], ["model"], {"type": "line", "color": "#444"}, gap_enc, [gap_calc]
+            ),
+            _unit(
+                ["relative_gap"],
+                ["model"],
+                {"type": "point", "color": "#d62728", "filled": True, "size": 16},
+                gap_enc,
+                [gap_calc, {"filter": "datum.value < 0"}],
+            ),
+        ],
+        **size,
+    }
+    q = {
+        "title": "Output scales q_k",
+        "data": {"name": "rows"},
+        "transform": [
+            {"filter": "datum.kind === 'output' && indexof(datum.metric, 'q_') === 0"},
+            {"filter": _FINITE},
+            {"calculate": "toNumber(substring(datum.metric, 2))", "as": "class"},
+        ],
+        "mark": {"type": "line"},
+        "encoding": {
+            "x": _X,
+            "y": {
+                "field": "value",
+                "type": "quantitative",
+                "title": "q_k",
+                "scale": {"zero": False},
+            },
+            "color": {
+                "field": "class",
+                "type": "nominal",
+                "title": "class k",
+                "scale": {"scheme": "tableau10"},
+            },
+            "tooltip": _tooltip(
+                ("step", "quantitative", None),
+                ("class", "nominal", None),
+                ("value", "quantitative", ".4f"),
+            ),
+        },
+        **size,
+    }
+
+    def layer_panel(metric: str, kinds: Sequence[str], legend: bool) -> dict[str, Any]:
+        enc: dict[str, Any] = {
+            "x": _X,
+            "y": {"field": "v", "type": "quantitative", "title": metric, "scale": log},
+            "color": {
+                "field": "layer",
+                "type": "ordinal",
+                "title": "layer l",
+                "scale": {
+                    "scheme": {"name": "viridis", "extent": [0.0, 0.85]},
+                    "domain": list(range(1, L + 1)),
+                },
+                **({} if legend else {"legend": None}),
+            },
+            "tooltip": _tooltip(
+                ("step", "quantitative", None),
+                ("layer", "ordinal", None),
+                ("kind", "nominal", None),
+                ("value", "quantitative", ".3e"),
+            ),
+        }
+        if len(kinds) > 1:
+            enc["strokeDash"] = {
+                "field": "kind",
+                "type": "nominal",
+                "title": "features",
+                "scale": {"domain": ["post", "pre"], "range": [[1, 0], [5, 3]]},
+            }
+        return {
+            "title": LIVE_TITLES.get(metric, metric_title(metric)),
+            **_unit([metric], kinds, {"type": "line"}, enc),
+            **size,
+        }
+
+    independent = {"scale": {"color": "independent", "strokeDash": "independent"}}
+    return {
+        "$schema": VEGA_LITE_SCHEMA,
+        "vconcat": [
+            {"hconcat": [loss, gap, q], "resolve": independent},
+            {
+                "hconcat": [
+                    layer_panel("nc1", ["pre", "post"], True),
+                    layer_panel("nc2_orth", ["post"], False),
+                    layer_panel("nc3", ["weight"], False),
+                ],
+                "resolve": independent,
+            },
+        ],
+        "resolve": independent,
+        "config": {"view": {"stroke": "#ddd"}, "title": {"fontSize": 12, "anchor": "start"}},
+    }
+
+
+# ---------------------------------------------------------------------- snapshots
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def split_datasets(spec: dict[str, Any]) -> tuple[str, dict[str, list], dict[str, Any]]:
+    """Give a spec's inline datasets stable names (``snap_0``, ``snap_1``, ...).
+
+    Returns ``(skeleton, datasets, spec)``: the spec without its data as a JSON string (two
+    snapshots with equal skeletons differ only in their data), the renamed datasets and the
+    full renamed spec.
+    """
+    datasets = spec.get("datasets") or {}
+    rename = {old: f"snap_{i}" for i, old in enumerate(datasets)}
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {
+                k: (rename[v] if k == "name" and isinstance(v, str) and v in rename else walk(v))
+                for k, v in obj.items()
+                if k != "datasets"
+            }
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    body = _json_safe(walk(spec))
+    renamed = {rename[k]: _json_safe(v) for k, v in datasets.items()}
+    skeleton = json.dumps(body, sort_keys=True)
+    return skeleton, renamed, {**body, "datasets": renamed} if renamed else body
+
+
+# ---------------------------------------------------------------------- the widget
+class LiveChart(anywidget.AnyWidget):
+    """Vega views fed from Python: streamed training rows and replaceable snapshots.
+
+    Args:
+        max_points: points kept per streamed series (see :class:`SeriesStore`).
+    """
+
+    _css = CSS_PATH.read_text(encoding="utf-8")
+    #: Number of messages sent to the front end (for tests and benchmarks).
+    messages = traitlets.Int(0)
+
+    def __init__(self, max_points: int = DEFAULT_MAX_POINTS, **kwargs: Any) -> None:
+        self._esm = javascript_bundle()
+        super().__init__(**kwargs)
+        self.store = SeriesStore(max_points)
+        self.stream_spec: dict[str, Any] | None = None
+        self.snapshot_spec: dict[str, Any] | None = None
+        self._snapshot_skeleton: str | None = None
+        self.views: set[str] = set()
+        self.on_msg(self._on_message)
+
+    # -------------------------------------------------------------- python -> views
+    def _post(self, message: dict[str, Any]) -> None:
+        self.messages += 1
+        self.send(message)
+
+    def set_stream(self, spec: dict[str, Any]) -> None:
+        """Embed a new stream spec and drop every streamed row (a new run)."""
+        self.stream_spec = spec
+        self.store.clear()
+        self._post({"type": "spec", "slot": "stream", "spec": spec})
+
+    def push(self, rows: Iterable[Sequence]) -> int:
+        """Stream history rows ``(step, layer, kind, metric, value)``; returns how many of
+        them were sent (rows of metrics that are not drawn are skipped)."""
+        inserted, removed = self.store.add(rows)
+        if inserted or removed:
+            self._post({"type": "rows", "slot": "stream", "rows": inserted, "remove": removed})
+        return len(inserted)
+
+    def set_snapshot(self, chart: alt.TopLevelMixin | dict[str, Any] | None) -> str:
+        """Show an altair chart (or a Vega-Lite dict) in the snapshot slot; None clears it.
+
+        Returns ``"data"`` when only the datasets were replaced, ``"spec"`` when the view
+        was re-embedded.
+        """
+        if chart is None:
+            self.snapshot_spec = None
+            self._snapshot_skeleton = None
+            self._post({"type": "spec", "slot": "snapshot", "spec": None})
+            return "spec"
+        spec = chart if isinstance(chart, dict) else chart.to_dict(validate=False)
+        skeleton, datasets, full = split_datasets(spec)
+        self.snapshot_spec = full
+        if skeleton == self._snapshot_skeleton and datasets:
+            self._post({"type": "data", "slot": "snapshot", "datasets": datasets})
+            return "data"
+        self._snapshot_skeleton = skeleton
+        self._post({"type": "spec", "slot": "snapshot", "spec": full})
+        return "spec"
+
+    # -------------------------------------------------------------- views -> python
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ready":
+            self.replay(str(content.get("id", "")))
+
+    def replay(self, target: str) -> None:
+        """Send the current specs and every held row to the view ``target``."""
+        self.views.add(target)
+        if self.stream_spec is not None:
+            self._post(
+                {"type": "spec", "slot": "stream", "spec": self.stream_spec, "target": target}
+            )
+            self._post(
+                {
+                    "type": "rows",
+                    "slot": "stream",
+                    "rows": self.store.rows(),
+                    "remove": [],
+                    "reset": True,
+                    "target": target,
+                }
+            )
+        if self.snapshot_spec is not None:
+            self._post(
+                {"type": "spec", "slot": "snapshot", "spec": self.snapshot_spec, "target": target}
+            )
+
+
+__all__ = [
+    "DEFAULT_MAX_POINTS",
+    "LiveChart",
+    "SeriesStore",
+    "cache_dir",
+    "is_streamed",
+    "javascript_bundle",
+    "split_datasets",
+    "stream_spec",
+]

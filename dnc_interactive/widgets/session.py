@@ -1,0 +1,431 @@
+"""The dashboard's engine: one trainer, one asyncio task, settings changes and the status line.
+
+:class:`TrainingSession` knows nothing of ipywidgets, so it can be driven and tested from plain
+Python. It owns the current :class:`~dnc_interactive.training.Trainer` (rebuilt on every
+structural change), plays it as **one** asyncio task on the running event loop that yields
+between chunks (so a Jupyter kernel keeps handling widget messages: Pause and the sliders
+respond within a chunk, ~30 ms), and tells its listeners about new history rows at most ~7-10
+times per second.
+
+Concurrency rules (see stack.md, "Live charts while training"):
+
+* at most one play task trains at a time: a new task first cancels and awaits the previous one;
+* every trainer belongs to a *generation*; a structural change bumps it, so rows of an old
+  trainer can never reach a listener after the reset;
+* ``run(steps)`` is the blocking path for scripts and tests.
+
+For long runs the recording interval doubles every :data:`RECORDS_PER_LEVEL` records (the
+trainer's ``record_every`` / ``metrics_every``), so the history grows with the logarithm of the
+number of steps and the kernel's memory stays bounded however long it plays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dnc_interactive import theory
+from dnc_interactive.training import Row, Trainer
+from dnc_interactive.widgets.state import CONTINUING_FIELDS, Settings
+
+#: Seconds between two updates when playing at a fixed speed (10 updates per second).
+TICK_SECONDS = 0.1
+#: Least seconds between two updates at full speed (about 7 updates per second).
+FAST_UPDATE_SECONDS = 0.15
+#: Target duration of one training chunk at full speed, between two yields to the event loop.
+CHUNK_SECONDS = 0.03
+#: Steps of one chunk at full speed, before it adapts to :data:`CHUNK_SECONDS`.
+FIRST_CHUNK = 20
+#: Records kept per recording level before the recording interval doubles.
+RECORDS_PER_LEVEL = 2000
+#: Collapse criterion of the status line: |gap| and every layer's NC1 below this.
+COLLAPSE_TOL = 1e-3
+
+UpdateListener = Callable[["TrainingSession", list[Row], bool], Any]
+ResetListener = Callable[["TrainingSession"], Any]
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.{digits + 3}f}"
+
+
+class TrainingSession:
+    """Settings, the current trainer and the play task of one dashboard.
+
+    Args:
+        settings: the starting settings.
+        record_every: the trainer's recording interval at the start of a run (steps).
+        metrics_every: the trainer's interval for the per-layer metrics (a multiple of
+            ``record_every``).
+
+    Listeners: ``on_update(session, rows, final)`` receives the history rows recorded since the
+    previous call (``final`` is True when playback stopped or a blocking call ended);
+    ``on_reset(session)`` is called after a new trainer replaced the old one.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, record_every: int = 10, metrics_every: int = 50
+    ) -> None:
+        self.settings = settings or Settings()
+        self.record_every = record_every
+        self.metrics_every = metrics_every
+        self.on_update: list[UpdateListener] = []
+        self.on_reset: list[ResetListener] = []
+        self.generation = 0
+        self.playing = False
+        self.error: str | None = None
+        self.note: str | None = None
+        self.updates = 0
+        self._task: asyncio.Task | None = None
+        self._pending: list[Row] = []
+        self._last_emit = 0.0
+        self._chunk = FIRST_CHUNK
+        self._nc1_max = math.nan
+        self.trainer = self._build()
+
+    # ------------------------------------------------------------------ trainer
+    def _build(self) -> Trainer:
+        s = self.settings
+        gen = self.generation
+        self._pending = []
+        self._nc1_max = math.nan
+        self._chunk = FIRST_CHUNK
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # narrow widths: shown in the status
+            return Trainer(
+                s.config,
+                record_every=self.record_every,
+                metrics_every=self.metrics_every,
+                callbacks=[lambda tr, rows, gen=gen: self._collect(gen, rows)],
+                lr=s.lr,
+                optimizer=s.optimizer,
+                guard=s.guard,
+            )
+
+    def _collect(self, gen: int, rows: list[Row]) -> None:
+        if gen != self.generation:
+            return  # a stale trainer (cannot happen with one task, but cheap to guard)
+        self._pending.extend(rows)
+        nc1 = [v for _, _, kind, m, v in rows if m == "nc1" and kind in ("pre", "post")]
+        if nc1:
+            finite = [v for v in nc1 if math.isfinite(v)]
+            self._nc1_max = max(finite) if len(finite) == len(nc1) else math.nan
+
+    def _advance(self, n: int) -> None:
+        """``n`` training steps, with the divergence warning turned into the status line.
+
+        Long runs record more coarsely: once the run reaches RECORDS_PER_LEVEL records at the
+        current interval, ``record_every`` and ``metrics_every`` double (exactly at that step,
+        so the record grid, and with it the trajectory, does not depend on how playback chunks
+        the steps). The history then grows like log(steps), not like steps.
+        """
+        tr = self.trainer
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            while n > 0 and not tr.diverged:
+                switch = RECORDS_PER_LEVEL * tr.record_every
+                todo = min(n, switch - tr.steps) if tr.steps < switch else n
+                tr.step(todo)
+                n -= todo
+                if tr.steps == switch and tr.metrics_every:
+                    tr.record_every *= 2
+                    tr.metrics_every *= 2
+        if tr.diverged:
+            self.playing = False
+
+    def _grid(self, n: int) -> int:
+        """``n`` rounded to a positive multiple of the recording interval."""
+        every = self.trainer.record_every
+        return max(1, round(n / every)) * every
+
+    # ------------------------------------------------------------------ settings
+    def update(self, **changes: Any) -> str:
+        """Apply settings changes; returns ``"none"``, ``"continue"`` or ``"reset"``.
+
+        Structural changes (anything but lr, guard and speed) rebuild the model from its seed;
+        the learning rate and the guard apply to the running trainer, which continues (after a
+        divergence a new learning rate starts a fresh run). Raises ``ValueError`` with the
+        config's message for an invalid value; the settings are then left unchanged.
+        """
+        new = self.settings.replace(**changes)
+        changed = self.settings.changed_fields(new)
+        self.settings = new
+        self.error = None
+        if not changed:
+            return "none"
+        if changed <= CONTINUING_FIELDS and not (self.trainer.diverged and "lr" in changed):
+            tr = self.trainer
+            if "lr" in changed:
+                tr.set_lr(new.lr)
+            if "guard" in changed:
+                tr.recipe = dataclasses.replace(tr.recipe, guard=new.guard)
+            return "continue"
+        self.reset()
+        return "reset"
+
+    def set_settings(self, settings: Settings) -> str:
+        """Replace all settings at once (a preset or a state string); resets unless equal."""
+        return self.update(**settings.to_dict())
+
+    def reset(self) -> None:
+        """A fresh trainer from the current settings (same seed: the same initialisation).
+
+        If playing, playback continues on the new trainer; the old task is cancelled first.
+        """
+        self.generation += 1
+        self.note = None
+        self.trainer = self._build()
+        for f in list(self.on_reset):
+            f(self)
+        if self.playing:
+            self._start_task()
+        else:
+            self._emit(final=True)
+
+    # ------------------------------------------------------------------ playback
+    @property
+    def task(self) -> asyncio.Task | None:
+        """The current play task (None before the first play)."""
+        return self._task
+
+    def play(self) -> asyncio.Task | None:
+        """Start playing as a task on the running asyncio loop (the kernel's, in Jupyter).
+
+        Returns the task, or None when nothing can be played (diverged run: reset first).
+        Raises ``RuntimeError`` outside an event loop: use :meth:`run` in scripts.
+        """
+        if self.trainer.diverged:
+            self.note = "the run diverged: press reset (or lower the learning rate) to start over"
+            self._emit(final=True)
+            return None
+        if self.playing and self._task is not None and not self._task.done():
+            return self._task
+        self.playing = True
+        self.error = None
+        return self._start_task()
+
+    def _start_task(self) -> asyncio.Task:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.playing = False
+            raise RuntimeError(
+                "play() needs a running asyncio event loop (a Jupyter kernel has one);"
+                " in a script call run(steps) instead"
+            ) from None
+        previous = self._task
+        if previous is not None and not previous.done():
+            previous.cancel()
+        self._task = loop.create_task(self._loop(self.generation, previous))
+        return self._task
+
+    def pause(self) -> None:
+        """Stop playing; takes effect at the next yield (within one chunk, ~30 ms)."""
+        was = self.playing
+        self.playing = False
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if was:
+            self._emit(final=True)
+
+    async def wait(self) -> None:
+        """Wait until the current play task has finished (after a pause or a divergence)."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+    async def _loop(self, gen: int, previous: asyncio.Task | None) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # never two trainers stepping
+        tr = self.trainer
+        try:
+            while self.playing and gen == self.generation and not tr.diverged:
+                speed = self.settings.speed
+                t0 = time.perf_counter()
+                if speed:
+                    self._advance(speed)
+                    self._emit()
+                    await asyncio.sleep(max(0.0, TICK_SECONDS - (time.perf_counter() - t0)))
+                else:
+                    # Chunks on the record grid: the same trajectory at every speed that is a
+                    # multiple of record_every (the trainer checkpoints at the end of a call).
+                    self._advance(self._grid(self._chunk))
+                    took = time.perf_counter() - t0
+                    scale = min(2.0, max(0.5, CHUNK_SECONDS / max(took, 1e-6)))
+                    self._chunk = max(1, min(5000, int(self._chunk * scale)))
+                    if time.perf_counter() - self._last_emit >= FAST_UPDATE_SECONDS:
+                        self._emit()
+                    await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or a device error: report it, keep the controls alive
+            self.playing = False
+            self.error = f"training stopped by an error: {type(exc).__name__}: {exc}"
+        finally:
+            if gen == self.generation:
+                if tr.diverged:
+                    self.playing = False
+                if not self.playing:
+                    self._emit(final=True)
+
+    def step(self, n: int | None = None) -> None:
+        """Advance ``n`` steps now (default: one update's worth at the current speed)."""
+        if n is None:
+            n = self.settings.speed or 10 * self.trainer.record_every
+        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+            raise ValueError(f"n={n!r} is not valid: expected an int >= 1")
+        if self.playing:
+            self.pause()
+        self._advance(n)
+        self._emit(final=True)
+
+    def run(self, steps: int) -> TrainingSession:
+        """Blocking: train ``steps`` more steps (stops early on divergence), updating the
+        listeners as it goes. For scripts, tests and notebooks run top to bottom."""
+        if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0):
+            raise ValueError(f"steps={steps!r} is not valid: expected an int >= 0")
+        if self.playing:
+            self.pause()
+        target = self.trainer.steps + steps
+        while self.trainer.steps < target and not self.trainer.diverged:
+            self._advance(min(target - self.trainer.steps, self._grid(max(self._chunk, 50))))
+            if time.perf_counter() - self._last_emit >= FAST_UPDATE_SECONDS:
+                self._emit()
+        self._emit(final=True)
+        return self
+
+    def flush(self) -> None:
+        """Hand the rows recorded so far to the listeners now (a final update)."""
+        self._emit(final=True)
+
+    def _emit(self, final: bool = False) -> None:
+        rows, self._pending = self._pending, []
+        self._last_emit = time.perf_counter()
+        self.updates += 1
+        for f in list(self.on_update):
+            f(self, rows, final)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def history(self) -> pd.DataFrame:
+        """The current run's tidy history (columns step, layer, kind, metric, value)."""
+        return self.trainer.history
+
+    @property
+    def steps(self) -> int:
+        return self.trainer.steps
+
+    @property
+    def max_nc1(self) -> float:
+        """The largest NC1 over all layers (pre and post) at the latest metrics record."""
+        return self._nc1_max
+
+    @property
+    def collapsed(self) -> bool:
+        """|gap| < 1e-3 (when L* is known) and NC1 < 1e-3 in every layer."""
+        tr = self.trainer
+        nc1_ok = math.isfinite(self._nc1_max) and self._nc1_max < COLLAPSE_TOL
+        if not math.isfinite(tr.optimal_loss):
+            return nc1_ok
+        return nc1_ok and math.isfinite(tr.gap) and abs(tr.gap) < COLLAPSE_TOL
+
+    @property
+    def at_zero_solution(self) -> bool:
+        """Theory says every class's optimal output is 0 and the loss is within 1e-3 of 1/2."""
+        cfg = self.settings.config
+        if cfg.loss != "mse" or any(q > 0 for q in theory.optimal_q(cfg)):
+            return False
+        return abs(self.trainer.loss - 0.5) < 1e-3 * 0.5
+
+    def status_parts(self) -> dict[str, str]:
+        """The status line in pieces: state, numbers, verdict and notes (plain text)."""
+        tr = self.trainer
+        cfg = self.settings.config
+        if tr.diverged:
+            state = "diverged"
+        elif self.playing:
+            state = "playing"
+        elif tr.steps == 0:
+            state = "ready"
+        else:
+            state = "paused"
+        numbers = f"step {tr.steps} · loss {_fmt(tr.loss)}"
+        if math.isfinite(tr.optimal_loss):
+            numbers += f" · L* {_fmt(tr.optimal_loss)} · gap {_fmt(tr.gap, 2)}"
+        numbers += f" · max NC1 {_fmt(self._nc1_max, 2)}"
+        if tr.lr != self.settings.lr:
+            numbers += f" · lr {tr.lr:g} (halved by the guard)"
+        if self.at_zero_solution:
+            verdict = "zero solution: features and outputs vanished (λ past the threshold)"
+        elif self.collapsed:
+            verdict = "collapsed: yes (gap and NC1 < 1e-3)"
+        elif math.isfinite(tr.gap) and tr.gap < -COLLAPSE_TOL:
+            verdict = "below L*: a lower-loss (low-rank) solution than DNC"
+        else:
+            verdict = "collapsed: not yet"
+        notes = []
+        if self.error:
+            notes.append(self.error)
+        if tr.diverged:
+            notes.append(tr.message)
+        if self.note:
+            notes.append(self.note)
+        message = theory.threshold_message(cfg)
+        if message and theory.near_threshold(cfg):
+            notes.append("near a threshold: " + message)
+        elif message:
+            notes.append(message)
+        narrow = [d for d in cfg.widths[1:] if d < cfg.K] if cfg.activation == "relu" else []
+        if narrow:
+            notes.append(f"width {narrow[0]} < K = {cfg.K}: the DNC optimum may be unreachable")
+        return {"state": state, "numbers": numbers, "verdict": verdict, "notes": " ".join(notes)}
+
+    @property
+    def status(self) -> str:
+        """The status line as plain text."""
+        p = self.status_parts()
+        text = f"{p['state']} · {p['numbers']} · {p['verdict']}"
+        return f"{text}. {p['notes']}" if p["notes"] else text
+
+    def export_history(self, path: str | Path) -> Path:
+        """Write the history to ``path`` (.csv, or .parquet which needs pyarrow)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise ValueError(f"path={str(path)!r} is not valid: expected a .csv or .parquet file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            self.history.to_csv(path, index=False)
+        else:
+            try:
+                self.history.to_parquet(path, index=False)
+            except ImportError as exc:
+                raise ValueError(
+                    f"path={str(path)!r}: writing Parquet needs pyarrow (pip install pyarrow)"
+                    f" ({exc})"
+                ) from None
+        return path
+
+    def close(self) -> None:
+        """Stop playing and drop the listeners."""
+        self.pause()
+        self.on_update.clear()
+        self.on_reset.clear()
+        with contextlib.suppress(Exception):
+            if self._task is not None:
+                self._task.cancel()
+
+
+__all__ = ["COLLAPSE_TOL", "TrainingSession"]
