@@ -1,0 +1,786 @@
+"""Deep neural collapse metrics (spec §3), one function per metric, plus a streaming accumulator.
+
+Conventions (one vocabulary across the package):
+
+* ``X`` is a (d, N) feature matrix whose columns are samples, ``y`` an (N,) integer label
+  tensor with values 0..K-1 (classes may have different sizes), ``M`` a (d, K) class-mean
+  matrix and ``W`` a layer's weight matrix (d_out, d_in).
+* Every computation runs in float64, whatever the input dtype; scalar metrics return Python
+  floats.
+* Class means and the global mean (spec §3)::
+
+      mu_c = (1/n_c) sum_{i: y_i = c} x_i,        mu_G = (1/K) sum_c mu_c
+
+  mu_G is the mean of the class means (not the sample mean; they agree for balanced data), and
+  ``Mbar = M - mu_G 1^T`` is the centred mean matrix.
+* Scatter matrices (spec §3), with N the total number of samples::
+
+      Sigma_W = (1/N) sum_c sum_{i: y_i = c} (x_i - mu_c)(x_i - mu_c)^T
+      Sigma_B = (1/K) sum_c (mu_c - mu_G)(mu_c - mu_G)^T = (1/K) Mbar Mbar^T
+
+* A metric whose normalisation is 0 (all class means equal for NC1, a zero matrix for the
+  normalised Gram errors, zero-norm centred means for equinorm/coherence, a zero ``W`` for the
+  NC3 errors) is undefined and returns ``nan``.
+
+Nothing in here forms or inverts a d x d matrix for the one-shot metrics: every between-class
+quantity comes from the SVD of the (d, K) mean matrix. The model-level helpers
+(:func:`layer_metric_rows`, :func:`collapse_report` and the ``*_frame`` snapshot builders) read a
+:class:`~dnc_interactive.model.DUFM`; the metrics know nothing of training.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from dnc_interactive.model import DUFM, Features
+
+F64 = torch.float64
+NC1_RCOND = 1e-6
+RANK_RTOL = 1e-3
+
+#: Metrics emitted per layer and kind ("pre"/"post") by :func:`layer_metric_rows`.
+FEATURE_METRICS: tuple[str, ...] = (
+    "nc1",
+    "nc1_trace",
+    "nc2_orth",
+    "nc2_etf",
+    "equinorm",
+    "coherence",
+    "rank",
+    "mean_norm",
+)
+
+
+# ====================================================================== input handling
+def _f64(t: Tensor) -> Tensor:
+    return t.detach().to(F64)
+
+
+def _check_matrix(name: str, A: Tensor) -> Tensor:
+    if not isinstance(A, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(A).__name__}")
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D tensor, got shape {tuple(A.shape)}")
+    return _f64(A)
+
+
+def _check_xy(X: Tensor, y: Tensor, num_classes: int | None) -> tuple[Tensor, Tensor, int]:
+    X = _check_matrix("X", X)
+    if not isinstance(y, Tensor) or y.ndim != 1:
+        raise ValueError(f"y must be a 1-D integer tensor, got {y!r:.60}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
+        raise ValueError(f"y must hold integer labels, got dtype {y.dtype}")
+    if y.shape[0] != X.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} columns (samples) but y has {y.shape[0]} labels:"
+            " X must be (d, N) with one column per sample"
+        )
+    if y.numel() == 0:
+        raise ValueError("no samples: X and y are empty")
+    y = y.to(device=X.device, dtype=torch.long)
+    lo, hi = int(y.min()), int(y.max())
+    K = hi + 1 if num_classes is None else int(num_classes)
+    if lo < 0 or hi >= K:
+        raise ValueError(f"labels must lie in 0..{K - 1}, got values in {lo}..{hi}")
+    return X, y, K
+
+
+def _mean_operator(y: Tensor, K: int) -> tuple[Tensor, Tensor]:
+    """(N, K) matrix A with ``X @ A`` = class means, and the counts n_c. Empty class -> error."""
+    onehot = torch.nn.functional.one_hot(y, K).to(F64)
+    counts = onehot.sum(0)
+    if bool((counts == 0).any()):
+        missing = torch.nonzero(counts == 0).flatten().tolist()
+        raise ValueError(f"class(es) {missing} have no samples: their means are undefined")
+    return onehot / counts, counts
+
+
+def _onehot_rows(y: Tensor, K: int) -> Tensor:
+    """(K, N) one-hot matrix E with ``M @ E = M[:, y]``."""
+    return torch.nn.functional.one_hot(y, K).to(F64).T
+
+
+# ====================================================================== tensor-valued cores
+# Each public metric is a float() around one of these; the model-level helpers call the cores
+# directly, batched over layers (a leading batch dimension), and convert everything to Python
+# numbers with a single .tolist(). All cores accept a leading batch dimension.
+def _nan_like(t: Tensor) -> Tensor:
+    return torch.full_like(t, math.nan)
+
+
+def _centre(M: Tensor) -> Tensor:
+    return M - M.mean(dim=-1, keepdim=True)
+
+
+def _nc1_core(s: Tensor, quad: Tensor, rcond: float) -> Tensor:
+    """sum over kept i of quad_i / s_i^2, i.e. tr(Sigma_W Sigma_B^+)/K.
+
+    ``s`` are the singular values of Mbar (descending) and ``quad_i = u_i^T Sigma_W u_i``.
+    Sigma_B = (1/K) U diag(s^2) U^T, so Sigma_B^+ = K sum_kept s_i^-2 u_i u_i^T; an eigenvalue
+    s_i^2/K of Sigma_B is kept iff it exceeds rcond times the largest one (s_i^2 > rcond s_1^2).
+    """
+    s2 = s * s
+    top = s2[..., 0]
+    keep = s2 > rcond * top[..., None]
+    val = torch.where(keep, quad / torch.where(keep, s2, torch.ones_like(s2)), 0.0).sum(-1)
+    return torch.where(top > 0, val, _nan_like(val))
+
+
+def _trace_ratio_core(trW: Tensor, trB: Tensor) -> Tensor:
+    return torch.where(trB > 0, trW / torch.where(trB > 0, trB, 1.0), _nan_like(trB))
+
+
+def _normalised_gram_error(G: Tensor, target: Tensor) -> Tensor:
+    norm = torch.linalg.matrix_norm(G)[..., None, None]
+    return torch.linalg.matrix_norm(G / norm - target)
+
+
+def _nc2_orth_core(M: Tensor) -> Tensor:
+    K = M.shape[-1]
+    eye = torch.eye(K, dtype=F64, device=M.device)
+    return _normalised_gram_error(M.mT @ M, eye / math.sqrt(K))
+
+
+def _nc2_etf_core(Mbar: Tensor) -> Tensor:
+    K = Mbar.shape[-1]
+    eye = torch.eye(K, dtype=F64, device=Mbar.device)
+    return _normalised_gram_error(Mbar.mT @ Mbar, (eye - 1.0 / K) / math.sqrt(K - 1))
+
+
+def _equinorm_core(norms: Tensor) -> Tensor:
+    """From the norms ||mu_c - mu_G|| (last dimension = classes)."""
+    return norms.std(dim=-1, correction=0) / norms.mean(dim=-1)
+
+
+def _coherence_core(Mbar: Tensor, norms: Tensor) -> Tensor:
+    K = Mbar.shape[-1]
+    cos = (Mbar.mT @ Mbar) / (norms[..., :, None] * norms[..., None, :])
+    off = ~torch.eye(K, dtype=torch.bool, device=Mbar.device)
+    return ((cos + 1.0 / (K - 1)).abs() * off).sum((-2, -1)) / (K * (K - 1))
+
+
+def _rank_core(s: Tensor, rtol: float) -> Tensor:
+    return (s > rtol * s[..., :1]).sum(-1)
+
+
+def _nc3_core(W: Tensor, M: Tensor) -> Tensor:
+    return torch.linalg.matrix_norm(
+        W / torch.linalg.matrix_norm(W) - M.mT / torch.linalg.matrix_norm(M)
+    )
+
+
+def _dnc3_core(W: Tensor, U: Tensor, s: Tensor, rcond: float) -> Tensor:
+    """||W (I - P) ||_F / ||W||_F with P = Uk Uk^T, Uk the left singular vectors of M kept."""
+    Uk = U * (s > rcond * s[..., :1])[..., None, :]
+    resid = W - (W @ Uk) @ Uk.mT
+    return torch.linalg.matrix_norm(resid) / torch.linalg.matrix_norm(W)
+
+
+def _nc4_core(X: Tensor, M: Tensor, Z: Tensor) -> Tensor:
+    ncc = ((M * M).sum(0)[:, None] - 2.0 * (M.T @ X)).argmin(dim=0)
+    return (Z.argmax(dim=0) != ncc).to(F64).mean()
+
+
+def _feature_cores(X: Tensor, A: Tensor, E: Tensor, rcond: float, rtol: float) -> dict:
+    """Per-layer feature metrics of a batch (B, d, N) of float64 feature matrices.
+
+    ``A`` (N, K) maps features to class means (``X @ A = M``), ``E`` (K, N) is the one-hot
+    label matrix (``M @ E = M[:, y]``). Returns (B,) tensors for the metrics of
+    :data:`FEATURE_METRICS` and the intermediate M, its SVD (UM, sM).
+    """
+    N, K = A.shape
+    M = X @ A
+    R = X - M @ E
+    Mbar = _centre(M)
+    B = M.shape[0]
+    Us, ss, _ = torch.linalg.svd(torch.cat([Mbar, M]), full_matrices=False)  # one LAPACK batch
+    U, s, UM, sM = Us[:B], ss[:B], Us[B:], ss[B:]
+    quad = (U.mT @ R).pow(2).sum(-1) / N
+    cnorms = torch.linalg.vector_norm(Mbar, dim=-2)
+    return {
+        "M": M,
+        "UM": UM,
+        "sM": sM,
+        "nc1": _nc1_core(s, quad, rcond),
+        "nc1_trace": _trace_ratio_core(R.pow(2).sum((-2, -1)) / N, s.pow(2).sum(-1) / K),
+        "nc2_orth": _nc2_orth_core(M),
+        "nc2_etf": _nc2_etf_core(Mbar),
+        "equinorm": _equinorm_core(cnorms),
+        "coherence": _coherence_core(Mbar, cnorms),
+        "rank": _rank_core(sM, rtol).to(F64),
+        "mean_norm": torch.linalg.vector_norm(M, dim=-2).mean(-1),
+    }
+
+
+def _one_shot_cores(X: Tensor, y: Tensor, num_classes: int | None, rcond: float) -> dict:
+    X, y, K = _check_xy(X, y, num_classes)
+    A, _ = _mean_operator(y, K)
+    return _feature_cores(X[None], A, _onehot_rows(y, K), rcond, RANK_RTOL)
+
+
+# ====================================================================== one-shot metrics
+def class_means(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
+    """Class-mean matrix M = [mu_0, ..., mu_{K-1}] in float64, shape (d, K) (spec §3).
+
+    ``mu_c = (1/n_c) sum_{i: y_i = c} x_i``; classes may have different sizes. K is
+    ``num_classes`` or ``max(y) + 1``. A class with no sample raises ``ValueError``.
+    """
+    X, y, K = _check_xy(X, y, num_classes)
+    A, _ = _mean_operator(y, K)
+    return X @ A
+
+
+def nc1(X: Tensor, y: Tensor, rcond: float = NC1_RCOND, num_classes: int | None = None) -> float:
+    """NC1 = tr(Sigma_W Sigma_B^+) / K (spec §3, NC1/DNC1; the definition of [S7], [S8]).
+
+    The pseudo-inverse has a *relative* cut-off (spec §3, practical note): an eigenvalue of
+    Sigma_B is kept iff it is larger than ``rcond`` times the largest eigenvalue of Sigma_B (the
+    convention of ``numpy.linalg.pinv(Sigma_B, rcond)``). Since Sigma_B = (1/K) Mbar Mbar^T, its
+    eigenvalues are s_i^2 / K for the singular values s_i of Mbar: direction i is kept iff
+    ``s_i^2 > rcond * s_1^2`` (i.e. ``s_i > sqrt(rcond) * s_1``).
+
+    Computed without any d x d matrix: with Mbar = U diag(s) V^T,
+    ``tr(Sigma_W Sigma_B^+)/K = sum_kept ||u_i^T (X - M[:, y])||^2 / (N s_i^2)``.
+    Returns ``nan`` when Sigma_B = 0 (all class means equal).
+    """
+    return float(_one_shot_cores(X, y, num_classes, rcond)["nc1"][0])
+
+
+def nc1_trace(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
+    """NC1' = tr(Sigma_W) / tr(Sigma_B) (spec §3, the robust NC1 alternative).
+
+    ``tr(Sigma_W) = ||X - M[:, y]||_F^2 / N`` and ``tr(Sigma_B) = ||Mbar||_F^2 / K``. Returns
+    ``nan`` when tr(Sigma_B) = 0 (all class means equal).
+    """
+    return float(_one_shot_cores(X, y, num_classes, NC1_RCOND)["nc1_trace"][0])
+
+
+def nc2_orthogonal(M: Tensor) -> float:
+    """NC2 orthogonal-frame error ``|| M^T M/||M^T M||_F - I_K/sqrt(K) ||_F`` (spec §3, NC2).
+
+    Uncentred (bias-free MSE, [S7] ``compute_NC2_Identity``): 0 iff the class means are
+    orthogonal with equal norms. ``nan`` for M = 0.
+    """
+    return float(_nc2_orth_core(_check_matrix("M", M)))
+
+
+def nc2_etf(M: Tensor) -> float:
+    """NC2 simplex-ETF error (spec §3, NC2; [S7], [S8]).
+
+    ``|| Mbar^T Mbar/||Mbar^T Mbar||_F - (I_K - 1 1^T/K)/sqrt(K-1) ||_F`` with
+    ``Mbar = M - mu_G 1^T`` and mu_G the mean of the columns. 0 iff the centred means form a
+    simplex ETF (a centred orthogonal frame is one). ``nan`` when all columns are equal.
+    """
+    M = _check_matrix("M", M)
+    if M.shape[1] < 2:
+        raise ValueError(f"nc2_etf needs K >= 2 class means, got {M.shape[1]}")
+    return float(_nc2_etf_core(_centre(M)))
+
+
+def equinorm(M: Tensor) -> float:
+    """Equinorm error ``std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G||`` (spec §3, NC2).
+
+    Papyan's ``norm_M_CoV`` [S9]. The standard deviation is the *population* one
+    (``correction=0``, i.e. ``unbiased=False``: divide by K, not K - 1), so K equal-spread
+    norms give the same value whatever K. ``nan`` when all columns are equal.
+    """
+    return float(_equinorm_core(torch.linalg.vector_norm(_centre(_check_matrix("M", M)), dim=0)))
+
+
+def coherence(M: Tensor) -> float:
+    """Coherence error ``mean_{c != c'} |cos(mu_c - mu_G, mu_c' - mu_G) + 1/(K-1)|`` (spec §3).
+
+    Papyan's ``cos_M`` [S9]: 0 for a simplex ETF. ``nan`` when a centred mean is 0.
+    """
+    M = _check_matrix("M", M)
+    if M.shape[1] < 2:
+        raise ValueError(f"coherence needs K >= 2 class means, got {M.shape[1]}")
+    Mbar = _centre(M)
+    return float(_coherence_core(Mbar, torch.linalg.vector_norm(Mbar, dim=0)))
+
+
+def nc3_self_duality(W: Tensor, M: Tensor) -> float:
+    """NC3 self-duality error ``|| W/||W||_F - M^T/||M||_F ||_F`` (spec §3, NC3; [S7]).
+
+    ``W`` is the last layer W_L (K, d) and ``M`` the (d, K) post-activation class means of its
+    input H_L; uncentred (bias-free). ``nan`` if W or M is 0.
+    """
+    W, M = _check_matrix("W", W), _check_matrix("M", M)
+    if W.shape != M.T.shape:
+        raise ValueError(f"W has shape {tuple(W.shape)} but M^T has shape {tuple(M.T.shape)}")
+    return float(_nc3_core(W, M))
+
+
+def dnc3_subspace(W: Tensor, M: Tensor, rcond: float = NC1_RCOND) -> float:
+    """DNC3 subspace error ``|| W (I - P_M) ||_F / ||W||_F`` (spec §3, NC3/DNC3; [S6]).
+
+    ``W`` is (d_out, d), ``M`` the (d, K) class means of W's input, P_M the orthogonal projector
+    onto span(M) built from the left singular vectors of M whose singular value exceeds
+    ``rcond`` times the largest one (relative rank cut-off on the singular values of M itself).
+    0 iff every row of W lies in span(M); 1 for M = 0; ``nan`` for W = 0.
+    """
+    W, M = _check_matrix("W", W), _check_matrix("M", M)
+    if W.shape[1] != M.shape[0]:
+        raise ValueError(f"W has {W.shape[1]} columns but M has {M.shape[0]} rows")
+    U, s, _ = torch.linalg.svd(M, full_matrices=False)
+    return float(_dnc3_core(W, U, s, rcond))
+
+
+def nc4_ncc_mismatch(X: Tensor, y: Tensor, W: Tensor, num_classes: int | None = None) -> float:
+    """NC4: fraction of samples with ``argmax_c (W x)_c != argmin_c ||x - mu_c||`` (spec §3).
+
+    Papyan's ``NCC_mismatch`` [S9]; the means are computed from ``X`` and ``y``. Ties go to
+    the lowest class index on both sides.
+    """
+    W = _check_matrix("W", W)
+    X, y, K = _check_xy(X, y, num_classes if num_classes is not None else W.shape[0])
+    if W.shape[1] != X.shape[0] or W.shape[0] != K:
+        raise ValueError(f"W has shape {tuple(W.shape)}, expected ({K}, {X.shape[0]})")
+    A, _ = _mean_operator(y, K)
+    return float(_nc4_core(X, X @ A, W @ X))
+
+
+def singular_values(M: Tensor) -> Tensor:
+    """Singular values of M divided by the largest, descending, float64 (spec §3, rank).
+
+    A zero matrix gives all zeros.
+    """
+    s = torch.linalg.svdvals(_check_matrix("M", M))
+    return s / s[0] if float(s[0]) > 0 else s
+
+
+def rank(M: Tensor, rtol: float = RANK_RTOL) -> int:
+    """Numerical rank ``#{sigma_i > rtol * sigma_max}`` (spec §3; the follow-up's [S5]).
+
+    0 for a zero matrix.
+    """
+    s = torch.linalg.svdvals(_check_matrix("M", M))
+    return int(_rank_core(s, rtol))
+
+
+def gram(M: Tensor) -> Tensor:
+    """Normalised Gram matrix ``M^T M / ||M^T M||_F`` (K x K, float64; spec §3, NC2 heat-map).
+
+    All zeros for M = 0.
+    """
+    M = _check_matrix("M", M)
+    G = M.T @ M
+    n = torch.linalg.matrix_norm(G)
+    return G / n if float(n) > 0 else G
+
+
+# ====================================================================== streaming accumulator
+class CollapseAccumulator:
+    """Streaming NC1/NC2 metrics over batches (torchmetrics-style: update / compute / reset).
+
+    Keeps, in float64, the per-class counts n_c, the per-class running means mu_c (equivalently
+    the per-class sums n_c mu_c) and one d x d within-class scatter matrix
+    ``S = sum_c sum_i (x_i - mu_c)(x_i - mu_c)^T``, so Sigma_W = S / N. The scatter is merged
+    with the parallel-variance rule of Chan et al. (1979): adding a batch of m_c samples of class
+    c with mean nu_c and scatter S_c to (n_c, mu_c) adds
+    ``S_c + n_c m_c/(n_c + m_c) (mu_c - nu_c)(mu_c - nu_c)^T``. This equals the raw-moment
+    formula ``Sigma_W = (1/N) sum x x^T - sum_c (n_c/N) mu_c mu_c^T`` but does not lose digits
+    to cancellation when the features are collapsed (Sigma_W tiny against the means).
+
+    :meth:`compute` gives the same numbers as the one-shot functions on the concatenated data.
+    """
+
+    def __init__(self, num_classes: int, dim: int, rcond: float = NC1_RCOND) -> None:
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes={num_classes!r} is not valid: expected an int >= 2")
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim={dim!r} is not valid: expected an int >= 1")
+        self.num_classes = num_classes
+        self.dim = dim
+        self.rcond = rcond
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every batch."""
+        self._device: torch.device | None = None
+        self.counts = torch.zeros(self.num_classes, dtype=F64)
+        self.means = torch.zeros(self.dim, self.num_classes, dtype=F64)
+        self.scatter = torch.zeros(self.dim, self.dim, dtype=F64)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.counts.sum())
+
+    @torch.no_grad()
+    def update(self, X_batch: Tensor, y_batch: Tensor) -> None:
+        """Add a (d, B) batch of features with its (B,) labels; classes may be missing."""
+        X, y, K = _check_xy(X_batch, y_batch, self.num_classes)
+        if X.shape[0] != self.dim:
+            raise ValueError(f"X_batch has {X.shape[0]} rows, expected dim={self.dim}")
+        if self._device is None:
+            self._device = X.device
+            self.counts = self.counts.to(X.device)
+            self.means = self.means.to(X.device)
+            self.scatter = self.scatter.to(X.device)
+        X, y = X.to(self._device), y.to(self._device)
+        onehot = torch.nn.functional.one_hot(y, K).to(F64)
+        m = onehot.sum(0)
+        nu = (X @ onehot) / m.clamp_min(1.0)
+        R = X - nu[:, y]
+        n = self.counts
+        total = n + m
+        weight = torch.where(total > 0, n * m / total.clamp_min(1.0), 0.0)
+        delta = self.means - nu
+        self.scatter += R @ R.T + (delta * weight) @ delta.T
+        frac = torch.where(total > 0, m / total.clamp_min(1.0), 0.0)
+        self.means = self.means - delta * frac
+        self.counts = total
+
+    @torch.no_grad()
+    def compute(self) -> dict:
+        """Metrics of everything seen so far.
+
+        Keys: nc1, nc1_trace, nc2_orth, nc2_etf, equinorm, coherence, rank, mean_norm (Python
+        numbers, as the one-shot functions), ``means`` (d, K) and ``counts`` (K,) tensors and
+        ``num_samples``. Raises ``ValueError`` before any update or while a class has no sample.
+        """
+        if self._device is None or self.num_samples == 0:
+            raise ValueError("compute() called before any update(): no samples seen")
+        if bool((self.counts == 0).any()):
+            missing = torch.nonzero(self.counts == 0).flatten().tolist()
+            raise ValueError(f"class(es) {missing} have no samples yet: their means are undefined")
+        N = self.counts.sum()
+        K = self.num_classes
+        M = self.means
+        Sw = self.scatter / N
+        Mbar = _centre(M)
+        U, s, _ = torch.linalg.svd(Mbar, full_matrices=False)
+        sM = torch.linalg.svdvals(M)
+        quad = ((Sw @ U) * U).sum(0)
+        cnorms = torch.linalg.vector_norm(Mbar, dim=0)
+        vals = torch.stack(
+            [
+                _nc1_core(s, quad, self.rcond),
+                _trace_ratio_core(torch.trace(Sw), s.pow(2).sum() / K),
+                _nc2_orth_core(M),
+                _nc2_etf_core(Mbar),
+                _equinorm_core(cnorms),
+                _coherence_core(Mbar, cnorms),
+                _rank_core(sM, RANK_RTOL).to(F64),
+                torch.linalg.vector_norm(M, dim=0).mean(),
+            ]
+        ).tolist()
+        out: dict = dict(zip(FEATURE_METRICS, vals, strict=True))
+        out["rank"] = int(out["rank"])
+        out["means"] = M.clone()
+        out["counts"] = self.counts.clone()
+        out["num_samples"] = self.num_samples
+        return out
+
+
+# ====================================================================== model-level helpers
+def _features(model: DUFM, features: Features | None) -> Features:
+    if features is None:
+        with torch.no_grad():
+            features = model.forward()
+    return features
+
+
+def _layer_sets(model: DUFM, features: Features) -> list[tuple[int, str, Tensor]]:
+    """(layer, kind, features) for l = 1..L, kinds pre and post (not converted)."""
+    out = []
+    for l in range(1, model.config.L + 1):
+        out += [(l, "pre", features.pre[l - 1]), (l, "post", features.post[l - 1])]
+    return out
+
+
+def _stack_padded(mats: list[Tensor], cols: int = 0) -> Tensor:
+    """Stack 2-D tensors into one float64 batch, zero-padded to the largest shape (and >= cols).
+
+    Zero rows/columns change none of the metrics (norms, Gram matrices, singular values and the
+    projections all ignore them), so layers of different widths share one batch.
+    """
+    shapes = {tuple(m.shape) for m in mats}
+    cols = max(cols, *(m.shape[1] for m in mats))
+    if len(shapes) == 1 and mats[0].shape[1] == cols:
+        return torch.stack([m.detach() for m in mats]).to(F64)
+    rows = max(m.shape[0] for m in mats)
+    out = torch.zeros(len(mats), rows, cols, dtype=F64, device=mats[0].device)
+    for i, m in enumerate(mats):
+        out[i, : m.shape[0], : m.shape[1]] = m.detach()
+    return out
+
+
+@torch.no_grad()
+def layer_metric_rows(
+    model: DUFM, features: Features | None = None
+) -> list[tuple[int, str, str, float]]:
+    """Per-layer DNC metrics as tidy ``(layer, kind, metric, value)`` rows (spec §3).
+
+    Schema (a contract with the trainer's history and the charts):
+
+    * layers l = 1..L, kinds ``"pre"`` (H~_l) and ``"post"`` (H_l): the metrics of
+      :data:`FEATURE_METRICS` (nc1, nc1_trace, nc2_orth, nc2_etf, equinorm, coherence, rank,
+      mean_norm = mean_c ||mu_c||). Layer 1 has pre == post == H1; both are emitted.
+    * layers l = 1..L, kind ``"weight"``: metric ``"nc3"`` = :func:`nc3_self_duality` (W_L, M_L)
+      for l = L and :func:`dnc3_subspace` (W_l, M_l) for l < L, with M_l the post-activation
+      class means of W_l's input.
+    * layer L+1, kind ``"output"``: ``"nc4"`` (:func:`nc4_ncc_mismatch` with X = H_L, W = W_L)
+      and ``"q_0"``..``"q_{K-1}"``, q_k = mean over the samples of class k of Z[k, i].
+
+    Rows come in this order: for each layer its pre metrics, post metrics and weight metric,
+    then the output rows. Values are the same as the one-shot functions'. For speed, all
+    layers are processed as one zero-padded float64 batch (each class-mean matrix is computed
+    once) and the values leave the device in one transfer. ``features`` (from
+    ``model.forward()``) is reused when given.
+    """
+    features = _features(model, features)
+    cfg = model.config
+    K, L = cfg.K, cfg.L
+    y = model.labels
+    E = torch.nn.functional.one_hot(y, K).to(F64).T  # every class has >= 1 sample (config)
+    A = (E / E.sum(1, keepdim=True)).T
+
+    # Distinct feature tensors (H~_1 is H_1; with a linear activation pre is post throughout).
+    sets = _layer_sets(model, features)
+    unique: list[Tensor] = []
+    slot: list[int] = []
+    for _, _, X in sets:
+        j = next((i for i, u in enumerate(unique) if u is X), None)
+        if j is None:
+            unique.append(X)
+            j = len(unique) - 1
+        slot.append(j)
+    stats = _feature_cores(_stack_padded(unique), A, E, NC1_RCOND, RANK_RTOL)
+    table = torch.stack([stats[name] for name in FEATURE_METRICS], dim=1)  # (B, 8)
+
+    post = [slot[2 * (l - 1) + 1] for l in range(1, L + 1)]  # batch index of H_l
+    Ws = [model.W[l - 1] for l in range(1, L)]
+    weight_vals = []
+    if Ws:
+        Wb = _stack_padded(Ws, cols=stats["UM"].shape[-2])
+        idx = torch.tensor(post[:-1], device=y.device)
+        weight_vals.append(_dnc3_core(Wb, stats["UM"][idx], stats["sM"][idx], NC1_RCOND))
+    W_L = _f64(model.W[L - 1])
+    d_L = W_L.shape[1]
+    M_L = stats["M"][post[-1], :d_L]
+    weight_vals.append(_nc3_core(W_L, M_L)[None])
+    X_L = _f64(features.post[L - 1])
+    Z = W_L @ X_L
+    q = torch.diagonal(_f64(features.output) @ A)  # the model's own Z, as output_scale_frame
+    out_vals = torch.cat([_nc4_core(X_L, M_L, Z)[None], q])
+    values = torch.cat([table.flatten(), *weight_vals, out_vals]).tolist()
+
+    n = len(FEATURE_METRICS)
+    rows: list[tuple[int, str, str, float]] = []
+    for i, (l, kind, _) in enumerate(sets):
+        base = slot[i] * n
+        rows += [(l, kind, m, values[base + j]) for j, m in enumerate(FEATURE_METRICS)]
+        if kind == "post":
+            rows.append((l, "weight", "nc3", values[table.numel() + l - 1]))
+    tail = values[table.numel() + L :]
+    rows.append((L + 1, "output", "nc4", tail[0]))
+    rows += [(L + 1, "output", f"q_{k}", tail[1 + k]) for k in range(K)]
+    return rows
+
+
+def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
+    """Per-layer DNC summary as a DataFrame (spec §3).
+
+    One row per layer (``kind="pre"`` or ``"post"``) or per layer x kind (``kind="both"``),
+    with columns ``layer`` (1..L), ``kind``, nc1, nc1_trace, nc2_orth, nc2_etf, equinorm,
+    coherence, nc3 (the weight metric of that layer: self-duality for L, subspace error below),
+    rank and mean_norm. Built from :func:`layer_metric_rows`.
+    """
+    if kind not in ("pre", "post", "both"):
+        raise ValueError(f"kind={kind!r} is not valid: expected 'pre', 'post' or 'both'")
+    rows = layer_metric_rows(model)
+    kinds = ("pre", "post") if kind == "both" else (kind,)
+    nc3 = {l: v for l, k, m, v in rows if k == "weight"}
+    records: dict[tuple[int, str], dict] = {}
+    for l, k, m, v in rows:
+        if k in kinds:
+            records.setdefault((l, k), {"layer": l, "kind": k})[m] = v
+    ordered = sorted(records, key=lambda lk: (lk[0], kinds.index(lk[1])))
+    data = []
+    for lk in ordered:
+        rec = records[lk]
+        rec["nc3"] = nc3[lk[0]]
+        rec["rank"] = int(rec["rank"])
+        data.append(rec)
+    columns = ["layer", "kind", *FEATURE_METRICS[:6], "nc3", "rank", "mean_norm"]
+    return pd.DataFrame(data, columns=columns)
+
+
+def _all_sets(model: DUFM, features: Features) -> list[tuple[int, str, Tensor]]:
+    sets = [*_layer_sets(model, features), (model.config.L + 1, "output", features.output)]
+    return [(l, kind, _f64(X)) for l, kind, X in sets]
+
+
+def gram_frame(model: DUFM, features: Features | None = None) -> pd.DataFrame:
+    """Normalised Gram matrices of the class means, tidy (spec §3 NC2 heat-map, §7.4).
+
+    Columns layer, kind, row, col, value: :func:`gram` of M~_l ("pre") and M_l ("post") for
+    l = 1..L and of the output class means (layer L+1, kind "output").
+    """
+    features = _features(model, features)
+    K = model.config.K
+    A, _ = _mean_operator(model.labels, K)
+    rows, cols = torch.meshgrid(torch.arange(K), torch.arange(K), indexing="ij")
+    frames = []
+    for l, kind, X in _all_sets(model, features):
+        G = gram(X @ A).cpu()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": l,
+                    "kind": kind,
+                    "row": rows.flatten().numpy(),
+                    "col": cols.flatten().numpy(),
+                    "value": G.flatten().numpy(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _fix_sign(u: Tensor) -> Tensor:
+    """Deterministic sign: the entry of largest magnitude is made positive."""
+    return u if float(u[int(u.abs().argmax())]) >= 0 else -u
+
+
+def _principal_directions(X: Tensor, M: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Two orthonormal directions for :func:`projection_frame` (see its docstring)."""
+    d = X.shape[0]
+    zero = torch.zeros(d, dtype=F64, device=X.device)
+    centred = X - M.mean(dim=1, keepdim=True)
+    sources = (_centre(M), X - M[:, y], centred)
+    tol = 1e-6 * max(float(torch.linalg.matrix_norm(S)) for S in sources)
+    found: list[Tensor] = []
+    for S in sources:
+        if len(found) == 2 or tol == 0:
+            break
+        if found:
+            P = torch.stack(found, dim=1)
+            S = S - P @ (P.T @ S)
+        U, s, _ = torch.linalg.svd(S, full_matrices=False)
+        for i in range(min(2 - len(found), s.numel())):
+            if float(s[i]) > tol:
+                found.append(_fix_sign(U[:, i]))
+    found += [zero] * (2 - len(found))
+    return found[0], found[1]
+
+
+def projection_frame(
+    model: DUFM, max_per_class: int = 50, features: Features | None = None
+) -> pd.DataFrame:
+    """2-D projections of the samples of every layer, tidy (columns layer, kind, sample,
+    label, x, y).
+
+    Each layer's samples (H~_l "pre", H_l "post", l = 1..L, and the output Z as layer L+1 kind
+    "output") are centred at mu_G and projected on two orthonormal directions: the top-2 left
+    singular vectors of the centred class means Mbar. When Mbar has rank < 2 (always for K = 2)
+    the missing direction is the top principal direction of the within-class residuals
+    X - M[:, y] orthogonal to the first one; if those vanish too (perfect collapse), that of the
+    centred samples; if nothing is left, the coordinate is 0. Signs are fixed so that each
+    direction's largest-magnitude entry is positive, which makes the frame deterministic.
+    The first ``max_per_class`` samples of each class (in column order) are kept.
+    """
+    if max_per_class < 1:
+        raise ValueError(f"max_per_class={max_per_class!r} is not valid: expected an int >= 1")
+    features = _features(model, features)
+    K = model.config.K
+    y = model.labels
+    A, _ = _mean_operator(y, K)
+    rank_in_class = torch.zeros_like(y)
+    for k in range(K):
+        idx = torch.nonzero(y == k).flatten()
+        rank_in_class[idx] = torch.arange(idx.numel(), device=y.device)
+    keep = torch.nonzero(rank_in_class < max_per_class).flatten()
+    labels = y[keep].cpu().numpy()
+    frames = []
+    for l, kind, X in _all_sets(model, features):
+        M = X @ A
+        u1, u2 = _principal_directions(X, M, y)
+        C = X[:, keep] - M.mean(dim=1, keepdim=True)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": l,
+                    "kind": kind,
+                    "sample": keep.cpu().numpy(),
+                    "label": labels,
+                    "x": (u1 @ C).cpu().numpy(),
+                    "y": (u2 @ C).cpu().numpy(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def singular_value_frame(model: DUFM, features: Features | None = None) -> pd.DataFrame:
+    """Singular values of the (uncentred) class-mean matrices, tidy (spec §3, rank; [S5]).
+
+    Columns layer, kind, index (1-based: index 1 is sigma_max), value (sigma_i / sigma_max, 0
+    for a zero matrix) and raw (sigma_i), for M~_l ("pre"), M_l ("post"), l = 1..L, and the
+    output class means (layer L+1, kind "output").
+    """
+    features = _features(model, features)
+    A, _ = _mean_operator(model.labels, model.config.K)
+    frames = []
+    for l, kind, X in _all_sets(model, features):
+        s = torch.linalg.svdvals(X @ A).cpu()
+        rel = s / s[0] if float(s[0]) > 0 else s
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": l,
+                    "kind": kind,
+                    "index": range(1, s.numel() + 1),
+                    "value": rel.numpy(),
+                    "raw": s.numpy(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def output_scale_frame(model: DUFM, features: Features | None = None) -> pd.DataFrame:
+    """Per-class output scale q_k = mean_{i: y_i = k} Z[k, i] (spec §2.2, §6), tidy.
+
+    Columns label (k), n (n_k) and q (q_k).
+    """
+    features = _features(model, features)
+    A, counts = _mean_operator(model.labels, model.config.K)
+    q = torch.diagonal(_f64(features.output) @ A).cpu()
+    return pd.DataFrame(
+        {
+            "label": range(model.config.K),
+            "n": counts.cpu().numpy().astype(int),
+            "q": q.numpy(),
+        }
+    )
+
+
+__all__ = [
+    "FEATURE_METRICS",
+    "CollapseAccumulator",
+    "class_means",
+    "coherence",
+    "collapse_report",
+    "dnc3_subspace",
+    "equinorm",
+    "gram",
+    "gram_frame",
+    "layer_metric_rows",
+    "nc1",
+    "nc1_trace",
+    "nc2_etf",
+    "nc2_orthogonal",
+    "nc3_self_duality",
+    "nc4_ncc_mismatch",
+    "output_scale_frame",
+    "projection_frame",
+    "rank",
+    "singular_value_frame",
+    "singular_values",
+]
