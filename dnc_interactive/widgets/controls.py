@@ -158,7 +158,7 @@ def _log_slider(description: str, key: str, value: float, **kw: Any) -> w.FloatL
         max=math.log10(hi),
         step=0.05,
         description=description,
-        readout_format=".2~e",
+        readout_format=".1e",
         style=_DESC,
         layout=_WIDE,
         **kw,

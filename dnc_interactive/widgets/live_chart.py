@@ -183,10 +183,10 @@ class SeriesStore:
                 kept = {id(r) for r in keep}
                 removed.update(r[0] for r in series if id(r) not in kept)
                 self.series[key] = keep
+        new_ids = {r[0] for r in inserted}
         if removed:
             inserted = [r for r in inserted if r[0] not in removed]
-        old = sorted(removed - {r[0] for r in inserted})
-        return inserted, old
+        return inserted, sorted(removed - new_ids)
 
     def rows(self) -> list[list]:
         """Every row held, in insertion order."""

@@ -124,25 +124,38 @@ class TrainingSession:
             finite = [v for v in nc1 if math.isfinite(v)]
             self._nc1_max = max(finite) if len(finite) == len(nc1) else math.nan
 
-    def _advance(self, n: int) -> None:
+    def _advance(self, n: int, align: bool = False, limit: int | None = None) -> None:
         """``n`` training steps, with the divergence warning turned into the status line.
 
         Long runs record more coarsely: once the run reaches RECORDS_PER_LEVEL records at the
-        current interval, ``record_every`` and ``metrics_every`` double (exactly at that step,
-        so the record grid, and with it the trajectory, does not depend on how playback chunks
-        the steps). The history then grows like log(steps), not like steps.
+        current interval, ``record_every`` and ``metrics_every`` double (exactly at that step).
+        The history then grows like log(steps), not like steps.
+
+        The trainer checkpoints at the end of every ``step`` call, so with ``align`` the call
+        ends on the record grid (a multiple of the current ``record_every``, at most ``limit``):
+        then the records and the trajectory do not depend on how playback chunks the steps.
         """
         tr = self.trainer
+        target = tr.steps + n
+
+        def aligned(t: int) -> int:
+            if not align:
+                return t
+            every = tr.record_every
+            t = -(-t // every) * every
+            return t if limit is None else min(t, limit)
+
+        target = aligned(target)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            while n > 0 and not tr.diverged:
+            while tr.steps < target and not tr.diverged:
                 switch = RECORDS_PER_LEVEL * tr.record_every
-                todo = min(n, switch - tr.steps) if tr.steps < switch else n
-                tr.step(todo)
-                n -= todo
+                stop = min(target, switch) if tr.steps < switch else target
+                tr.step(stop - tr.steps)
                 if tr.steps == switch and tr.metrics_every:
                     tr.record_every *= 2
                     tr.metrics_every *= 2
+                    target = aligned(target)
         if tr.diverged:
             self.playing = False
 
@@ -261,7 +274,7 @@ class TrainingSession:
                 else:
                     # Chunks on the record grid: the same trajectory at every speed that is a
                     # multiple of record_every (the trainer checkpoints at the end of a call).
-                    self._advance(self._grid(self._chunk))
+                    self._advance(self._grid(self._chunk), align=True)
                     took = time.perf_counter() - t0
                     scale = min(2.0, max(0.5, CHUNK_SECONDS / max(took, 1e-6)))
                     self._chunk = max(1, min(5000, int(self._chunk * scale)))
@@ -300,7 +313,8 @@ class TrainingSession:
             self.pause()
         target = self.trainer.steps + steps
         while self.trainer.steps < target and not self.trainer.diverged:
-            self._advance(min(target - self.trainer.steps, self._grid(max(self._chunk, 50))))
+            n = min(target - self.trainer.steps, self._grid(max(self._chunk, 50)))
+            self._advance(n, align=True, limit=target)
             if time.perf_counter() - self._last_emit >= FAST_UPDATE_SECONDS:
                 self._emit()
         self._emit(final=True)
