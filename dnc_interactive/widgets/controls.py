@@ -34,7 +34,7 @@ RANGES: dict[str, tuple[float, float]] = {
 CUSTOM = "(custom)"
 SPEED_LABELS = [("max" if s == 0 else str(s), s) for s in SPEEDS]
 _DESC = {"description_width": "112px"}
-_WIDE = w.Layout(width="370px")
+_WIDE = {"width": "370px"}  # a dict: every widget gets its own Layout
 
 
 # ---------------------------------------------------------------------- pure helpers

@@ -276,7 +276,19 @@ class Dashboard:
     def close(self) -> None:
         """Stop playing and close the widgets."""
         self.session.close()
-        self.widget.close_all() if hasattr(self.widget, "close_all") else self.widget.close()
+        seen: set[int] = set()
+
+        def close(widget: w.Widget) -> None:
+            if id(widget) in seen:
+                return
+            seen.add(id(widget))
+            for child in getattr(widget, "children", ()):
+                close(child)
+            widget.close()
+
+        close(self.widget)
+        for widget in self.controls.values():
+            close(widget)
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -366,10 +378,15 @@ class Dashboard:
             "dtype": cfg.dtype,
             "speed": s.speed,
         }
+        shown = ctl.class_sizes(cfg.K, c["n"].value, c["ratio"].value, c["minority"].value)
+        if shown == cfg.samples_per_class:  # keep e.g. "2 minority classes" at ratio 1
+            for name in ("n", "ratio", "minority"):
+                values.pop(name, None)
+        else:
+            values["minority"] = min(minority, cfg.K - 1)
         self._syncing = True
         try:
             c["minority"].max = max(1, cfg.K - 1)
-            values["minority"] = min(minority, cfg.K - 1)
             for name, value in values.items():
                 widget = c[name]
                 value = _clamp(widget, value)
