@@ -57,7 +57,7 @@ from torch import Tensor
 from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
 from dnc_interactive.model import DTYPES, DUFM
-from dnc_interactive.training import Recipe, relative_gap
+from dnc_interactive.training import Recipe, Trainer, relative_gap
 
 __all__ = [
     "RECIPE_FIELDS",
@@ -85,6 +85,8 @@ _SEQUENCE_FIELDS = ("samples_per_class", "width", "lambda_W")
 RESULT_COLUMNS: tuple[str, ...] = (
     "lambda",
     "steps",
+    "polish",
+    "gd_loss",
     "final_loss",
     "fit",
     "reg",
@@ -476,15 +478,19 @@ def run_batch(
     steps: int,
     record_every: int = 10,
     threads: int | None = 1,
+    polish: int = 0,
 ) -> list[dict[str, Any]]:
     """Train one chunk of same-shape configurations together and return one row per item.
 
     ``items`` are plain dicts ``{"config": DUFMConfig.to_dict(), "recipe": {...}, "key": str}``
     (picklable, so this function is what executors run). ``threads`` sets torch's intra-op
-    threads for the duration (restored afterwards); None keeps the current setting.
+    threads for the duration (restored afterwards); None keeps the current setting. With
+    ``polish > 0`` each configuration that did not diverge gets an L-BFGS phase of that many
+    iterations after gradient descent (:meth:`Trainer.polish`, one configuration at a time),
+    as in the follow-up's protocol (spec §5: GD, then L-BFGS).
     """
     old = torch.get_num_threads()
-    if threads is not None:
+    if threads is not None and threads != old:
         torch.set_num_threads(threads)
     try:
         configs = [DUFMConfig.from_dict(dict(it["config"])) for it in items]
@@ -495,13 +501,26 @@ def run_batch(
         out = []
         for b, it in enumerate(items):
             s = bt.summary(b)
+            model = bt.model(b)
+            gd_loss = s["loss"]
+            if polish and s["status"] != "diverged":
+                t1 = time.perf_counter()
+                tr = Trainer(model, recipes[b], record_every=record_every, metrics_every=0)
+                tr.polish(polish)
+                s = {**s, **{k: v for k, v in tr.summary().items() if k in ("loss", "fit", "reg")}}
+                s["relative_gap"] = relative_gap(s["loss"], s["optimal_loss"])
+                per_b = per + time.perf_counter() - t1
+            else:
+                per_b = per
             with torch.no_grad():
-                final = _final_metrics(bt.model(b))
+                final = _final_metrics(model)
             opt = s["optimal_loss"]
             out.append(
                 {
                     "key": it["key"],
                     "steps": steps,
+                    "polish": polish,
+                    "gd_loss": gd_loss,
                     "final_loss": s["loss"],
                     "fit": s["fit"],
                     "reg": s["reg"],
@@ -513,25 +532,29 @@ def run_batch(
                     "final_lr": s["lr"],
                     **final,
                     "dnc_optimality": theory.dnc_optimality(configs[b]),
-                    "seconds": per,
+                    "seconds": per_b,
                 }
             )
         return out
     finally:
-        if threads is not None:
+        if threads is not None and threads != old:
             torch.set_num_threads(old)
 
 
 # ====================================================================== grids
-def config_key(config: DUFMConfig, recipe: Recipe, steps: int, record_every: int = 10) -> str:
+def config_key(
+    config: DUFMConfig, recipe: Recipe, steps: int, record_every: int = 10, polish: int = 0
+) -> str:
     """A stable hash (16 hex digits) of everything that determines one sweep result."""
-    payload = {
+    payload: dict[str, Any] = {
         "v": _KEY_VERSION,
         "config": config.to_dict(),
         "recipe": dataclasses.asdict(recipe),
         "steps": steps,
         "record_every": record_every,
     }
+    if polish:
+        payload["polish"] = polish
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -732,6 +755,7 @@ def sweep(
     record_every: int = 10,
     batch_size: int | None = None,
     threads: int | None = 1,
+    polish: int = 0,
     progress: bool = True,
     on_chunk: Callable[[pd.DataFrame], Any] | None = None,
 ) -> pd.DataFrame:
@@ -754,12 +778,15 @@ def sweep(
         batch_size: most configurations per chunk (None: a whole shape group per chunk, or,
             with an executor, groups split evenly over about 4 chunks per worker).
         threads: torch threads inside each chunk (1 keeps results identical on every path).
+        polish: L-BFGS iterations after gradient descent, per configuration (0: none); see
+            :func:`run_batch`.
         progress: show a tqdm progress bar (configurations done).
         on_chunk: called with the rows of each finished chunk (a DataFrame).
 
     Returns:
         One row per configuration, in grid order: the DUFMConfig fields, the Recipe fields,
-        ``lambda`` (lambda_H when all lambdas are equal, else NaN), ``steps``, ``final_loss``,
+        ``lambda`` (lambda_H when all lambdas are equal, else NaN), ``steps``, ``polish``,
+        ``gd_loss`` (after gradient descent), ``final_loss`` (after the polish, if any),
         ``fit``, ``reg``, ``optimal_loss`` (L* of the DNC family, spec §2.2 / §6),
         ``relative_gap``, ``loss_ratio`` (final / optimal), ``status``, ``retries``,
         ``final_lr``, ``nc1`` (largest NC1' = tr Σ_W / tr Σ_B over layers 2..L), ``nc2_orth``
@@ -782,13 +809,15 @@ def sweep(
         raise ValueError(f"batch_size={batch_size!r} is not valid: expected an int >= 1 or None")
     if threads is not None and not (isinstance(threads, int) and threads >= 1):
         raise ValueError(f"threads={threads!r} is not valid: expected an int >= 1 or None")
+    if not (isinstance(polish, int) and not isinstance(polish, bool) and polish >= 0):
+        raise ValueError(f"polish={polish!r} is not valid: expected an int >= 0")
     if executor is not None and not isinstance(executor, Executor):
         raise ValueError(
             f"executor={executor!r} is not valid: expected a concurrent.futures.Executor or None"
         )
     path = _check_out(out)
     pairs = expand_grid(grid, base, recipe)
-    keys = [config_key(c, r, steps, record_every) for c, r in pairs]
+    keys = [config_key(c, r, steps, record_every, polish) for c, r in pairs]
 
     done = pd.DataFrame()
     if path is not None and path.exists():
@@ -840,10 +869,10 @@ def sweep(
     try:
         if executor is None:
             for idx in chunks:
-                finish(idx, run_batch(payload(idx), steps, record_every, threads))
+                finish(idx, run_batch(payload(idx), steps, record_every, threads, polish))
         else:
             futures: dict[Future, list[int]] = {
-                executor.submit(run_batch, payload(idx), steps, record_every, threads): idx
+                executor.submit(run_batch, payload(idx), steps, record_every, threads, polish): idx
                 for idx in chunks
             }
             from concurrent.futures import as_completed

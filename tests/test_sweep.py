@@ -363,3 +363,16 @@ def test_theory_frame():
     k10 = t[(t.num_classes == 10) & (t["lambda"] == 4e-3)]
     assert k10.set_index("depth")["predicted"].to_dict() == {3: "DNC", 4: "low-rank"}
     assert (t[t["lambda"] == 0.2]["predicted"] == "trivial").all()
+
+
+def test_polish_after_gradient_descent():
+    grid = {"seed": [0, 1], "lr": [0.5]}
+    plain = sweep(grid, STEPS, base=BASE, progress=False)
+    polished = sweep(grid, STEPS, base=BASE, polish=15, progress=False)
+    assert (polished["gd_loss"] == plain["final_loss"]).all()
+    assert (plain["gd_loss"] == plain["final_loss"]).all() and (plain["polish"] == 0).all()
+    assert (polished["final_loss"] <= polished["gd_loss"]).all()
+    assert (polished["final_loss"] < 0.999 * polished["gd_loss"]).any()
+    assert not set(polished["key"]) & set(plain["key"])
+    with pytest.raises(ValueError, match="polish=-1"):
+        sweep(grid, STEPS, base=BASE, polish=-1, progress=False)
