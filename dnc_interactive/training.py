@@ -6,10 +6,13 @@ stop condition (``run``), records a tidy history (one row per step x layer x met
 and calls user callbacks every ``record_every`` steps.
 
 The default recipe is heavy-ball gradient descent on the paper's loss (no change to the
-objective): learning rate 1.0, momentum 0.9 raised to 0.99 once the relative gap to L* is below
+objective): learning rate 1.0, momentum 0.8 raised to 0.99 once the relative gap to L* is below
 0.1, from a small H1 (``init_scale`` 0.1) and He-initialised weights. Most of a plain-GD run is
 spent letting weight decay shrink the excess initial norm at a rate ~ lr * lambda per step;
 momentum multiplies that rate by 1 / (1 - momentum) (see ../shared/spec/stack.md, "Speed").
+Momentum 0.8 rather than 0.9 at the start: with 0.9, deep imbalanced runs (L = 6, n = [90, 10])
+lost the minority class to the q = 0 local minimum; 0.8 reaches L* there at ~1.5x the steps on
+the default config (benchmarks/bench_correctness.py).
 A guard restores the last finite state and halves the learning rate if the loss becomes NaN/inf;
 with ``guard=False`` (or once ``max_retries`` halvings are used up) the run stops itself with
 ``status == "diverged"``, a message, and its history up to the last finite record.
@@ -63,7 +66,7 @@ class Recipe:
 
     optimizer: str = "gd"
     lr: float = 1.0
-    momentum: float = 0.9
+    momentum: float = 0.8
     momentum_boost: float | None = 0.99
     boost_gap: float = 0.1
     guard: bool = True

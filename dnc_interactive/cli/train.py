@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a DUFM by gradient descent and compare with the optimum",
         description="Train a DUFM by full-batch gradient descent (default recipe: heavy-ball, "
-        "lr 1.0, momentum 0.9 -> 0.99) and compare the final loss with the closed-form optimum "
+        "lr 1.0, momentum 0.8 -> 0.99) and compare the final loss with the closed-form optimum "
         "L* (spec §2.2, §6). Without --steps it runs until converged (relative gap and every "
         f"layer's NC1 below --tol, default {DEFAULT_TOL:g}), until the loss plateaus, or until "
         "--max-steps.",
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default 1.0 for gd)")
     g.add_argument("--optimizer", default="gd", help="gd (heavy-ball) or adam")
-    g.add_argument("--momentum", type=float, default=None, help="momentum (default 0.9)")
+    g.add_argument("--momentum", type=float, default=None, help="momentum (default 0.8)")
     g.add_argument("--steps", type=int, default=None, help="run exactly this many steps")
     g.add_argument(
         "--tol",
