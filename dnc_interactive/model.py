@@ -138,9 +138,7 @@ class DUFM(nn.Module):
         self.H1.copy_(H1)
         for l, (W, new) in enumerate(zip(self.W, weights, strict=True), start=1):
             if tuple(new.shape) != tuple(W.shape):
-                raise ValueError(
-                    f"W_{l} has shape {tuple(new.shape)}, expected {tuple(W.shape)}"
-                )
+                raise ValueError(f"W_{l} has shape {tuple(new.shape)}, expected {tuple(W.shape)}")
             W.copy_(new)
         return self
 
@@ -158,34 +156,32 @@ def loss_and_grad(
     lambda_Ws: tuple[float, ...],
     activation: str = "relu",
     loss: str = "mse",
-) -> tuple[Tensor, Tensor, list[Tensor]]:
+    compute_fit: bool = True,
+) -> tuple[Tensor | None, Tensor, list[Tensor]]:
     """Fit term and the gradient of the full objective, by a hand-written backward pass.
 
     Returns ``(fit, dH1, [dW_1..dW_L])``; gradients include the regularization terms
     (lambda_H H1 and lambda_{W_l} W_l). Same objective as :meth:`DUFM.loss`; no autograd.
+    With ``compute_fit=False`` the fit is not evaluated (``None``), which saves work in the
+    training loop. The backward pass of the MSE fit uses dZ = (Z - Y) / N = Z/N - Y/N, one addmm;
+    the ReLU's backward is ``threshold_backward`` on the post-activation (H > 0 iff P > 0).
     """
     N = H1.shape[1]
     relu = activation == "relu"
     posts = [H1]
-    masks = []
     H = H1
     for W in weights[:-1]:
-        P = W @ H
-        if relu:
-            mask = P > 0
-            H = P * mask
-            masks.append(mask)
-        else:
-            H = P
+        H = torch.relu(W @ H) if relu else W @ H
         posts.append(H)
-    Z = weights[-1] @ H
+    fit = None
     if loss == "mse":
-        R = Z - Y
-        fit = R.pow(2).sum() / (2 * N)
-        G = R / N
+        G = torch.addmm(Y, weights[-1], H, beta=-1.0 / N, alpha=1.0 / N)  # (Z - Y) / N
+        if compute_fit:
+            fit = G.pow(2).sum() * (N / 2)
     else:
-        logp = torch.log_softmax(Z, dim=0)
-        fit = -(logp * Y).sum() / N
+        logp = torch.log_softmax(weights[-1] @ H, dim=0)
+        if compute_fit:
+            fit = -(logp * Y).sum() / N
         G = (logp.exp() - Y) / N
     grads: list[Tensor] = [None] * len(weights)  # type: ignore[list-item]
     for l in range(len(weights) - 1, -1, -1):
@@ -193,6 +189,6 @@ def loss_and_grad(
         grads[l] = torch.addmm(W, G, posts[l].T, beta=lambda_Ws[l])
         G = W.T @ G
         if l > 0 and relu:
-            G = G * masks[l - 1]
+            G = torch.ops.aten.threshold_backward(G, posts[l], 0)
     dH1 = torch.add(G, H1, alpha=lambda_H)
     return fit, dH1, grads

@@ -366,6 +366,7 @@ class Trainer:
             cfg.lambda_Ws,
             cfg.activation,
             cfg.loss,
+            compute_fit=False,
         )
         return fit, [dH, *dW]
 
