@@ -70,7 +70,9 @@ def test_srg_r_and_bad_input():
     with pytest.raises(ValueError, match="width d_1=4"):
         LR.srg_construction(cfg(width=[4, 10, 10, 10]))
     with pytest.raises(ValueError, match="width d_4=9"):
-        LR.srg_construction(cfg(width=[5, 5, 5, 9]))
+        with pytest.warns(UserWarning, match="width 5 < num_classes=10"):
+            narrow = cfg(width=[5, 5, 5, 9])  # DUFMConfig warns: DNC needs d_l >= K
+        LR.srg_construction(narrow)
 
 
 # ---------------------------------------------------------------------- canonical construction
