@@ -11,7 +11,8 @@ The public face of the library (spec: ../shared/spec/theory.md)::
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
+from dnc_interactive.sweeps import sweep
 from dnc_interactive.training import Recipe, Trainer, train
 
-__all__ = ["DUFMConfig", "DUFM", "Trainer", "Recipe", "train", "metrics", "theory"]
+__all__ = ["DUFMConfig", "DUFM", "Trainer", "Recipe", "train", "metrics", "theory", "sweep"]
 __version__ = "0.1.0"
