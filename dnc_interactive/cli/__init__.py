@@ -15,7 +15,7 @@ from dnc_interactive.cli import common
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dnc_interactive.cli import app, sweep, theory, train
+    from dnc_interactive.cli import app, realnet, sweep, theory, train
 
     parser = common.Parser(
         prog="dnc-interactive",
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=common.Parser)
     sub.required = True
-    for module in (train, theory, app, sweep):
+    for module in (train, theory, app, sweep, realnet):
         module.add_parser(sub)
     return parser
 

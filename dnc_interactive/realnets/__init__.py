@@ -1,0 +1,75 @@
+"""Real networks with a DUFM head: do trained networks recover the unconstrained features?
+
+The paper's second experiment (spec §4.2): a backbone (MLP, small CNN or ResNet-20) whose
+output is the head's H1, an L-layer bias-free ReLU MLP head (spec §1.2), DUFM-style
+regularisation, per-layer DNC metrics (spec §3) and a comparison with the DUFM's optimal
+loss L* (spec §2.2, §6) for the same K, n_k and lambdas.
+
+* :mod:`.data`: offline datasets (scikit-learn digits, locally generated MNIST-1D) and raw-file
+  readers for MNIST, Fashion-MNIST (IDX) and CIFAR-10 (python pickle batches).
+* :mod:`.backbones`: the backbones and the DUFM head.
+* :mod:`.experiment`: :class:`RealNetConfig`, :class:`RealNetExperiment` (training,
+  streaming measurement, tidy history, recovery test).
+"""
+
+from dnc_interactive.realnets.backbones import (
+    BACKBONES,
+    DUFMHead,
+    MLPBackbone,
+    ResNet20,
+    SmallCNN,
+    build_backbone,
+    count_parameters,
+)
+from dnc_interactive.realnets.data import (
+    DATASETS,
+    OFFLINE_DATASETS,
+    Dataset,
+    DatasetUnavailableError,
+    load_dataset,
+    read_cifar_batch,
+    read_idx,
+    write_cifar_batch,
+    write_idx,
+)
+from dnc_interactive.realnets.experiment import (
+    PRESETS,
+    Evaluation,
+    PreparedData,
+    RealNetConfig,
+    RealNetExperiment,
+    RecoveryResult,
+    prepare_data,
+    preset,
+    run_experiment,
+    train_head_on_features,
+)
+
+__all__ = [
+    "BACKBONES",
+    "PRESETS",
+    "DATASETS",
+    "OFFLINE_DATASETS",
+    "DUFMHead",
+    "Dataset",
+    "DatasetUnavailableError",
+    "Evaluation",
+    "MLPBackbone",
+    "PreparedData",
+    "RealNetConfig",
+    "RealNetExperiment",
+    "RecoveryResult",
+    "ResNet20",
+    "SmallCNN",
+    "build_backbone",
+    "count_parameters",
+    "load_dataset",
+    "prepare_data",
+    "preset",
+    "read_cifar_batch",
+    "read_idx",
+    "run_experiment",
+    "train_head_on_features",
+    "write_cifar_batch",
+    "write_idx",
+]
