@@ -18,6 +18,7 @@ Its Python face (used by notebooks and tests)::
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import os
@@ -45,6 +46,8 @@ from dnc_interactive.widgets.state import Settings, decode_state, encode_state
 SNAPSHOT_SECONDS = 1.0
 #: Snapshot charts may use at most this share of the wall time while playing.
 SNAPSHOT_SHARE = 0.08
+#: Seconds between a final update (pause, step, end of a run) and its snapshot chart.
+SNAPSHOT_DELAY = 0.05
 SNAPSHOTS = ("Gram", "features", "singular values", "output q")
 
 
@@ -96,6 +99,7 @@ class Dashboard:
         self._hidden = set(hide)
         self._snapshot_cost = 0.0
         self._next_snapshot = 0.0
+        self._snapshot_handle: asyncio.TimerHandle | None = None
         self.snapshots_drawn = 0
         self.share_base_url: str | None = None
         self._wire()
@@ -222,9 +226,10 @@ class Dashboard:
         self.session.reset()
         self._refresh_transport()
 
-    def run(self, steps: int) -> Dashboard:
-        """Blocking: train ``steps`` steps, updating the charts. For scripts and tests."""
-        self.session.run(steps)
+    def run(self, steps: int, *, until_collapsed: bool = False) -> Dashboard:
+        """Blocking: train ``steps`` steps, updating the charts (with ``until_collapsed``, stop
+        as soon as the gap and every layer's NC1 are below 1e-3). For scripts and tests."""
+        self.session.run(steps, until_collapsed=until_collapsed)
         self._refresh_transport()
         return self
 
@@ -303,12 +308,26 @@ class Dashboard:
 
     def _on_update(self, session: TrainingSession, rows: list, final: bool) -> None:
         self.chart.push(rows)
-        self._refresh_status()
-        now = time.perf_counter()
-        if final or now >= self._next_snapshot:
+        self._refresh_transport()
+        if final:
+            self._snapshot_soon()
+        elif time.perf_counter() >= self._next_snapshot:
             self._refresh_snapshot()
 
+    def _snapshot_soon(self) -> None:
+        """Draw the snapshot after the current message is handled (a Pause click answers
+        first), or now when no event loop is running (blocking calls)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._refresh_snapshot()
+            return
+        if self._snapshot_handle is not None:
+            self._snapshot_handle.cancel()
+        self._snapshot_handle = loop.call_later(SNAPSHOT_DELAY, self._refresh_snapshot)
+
     def _refresh_snapshot(self) -> None:
+        self._snapshot_handle = None
         which = self.controls["snapshot"].value
         if which == "off" or "snapshot" in self._hidden:
             self.chart.set_snapshot(None) if self.chart.snapshot_spec is not None else None

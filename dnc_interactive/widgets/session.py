@@ -246,12 +246,13 @@ class TrainingSession:
         return self._task
 
     def pause(self) -> None:
-        """Stop playing; takes effect at the next yield (within one chunk, ~30 ms)."""
+        """Stop playing; takes effect at the next yield (within one chunk, ~30 ms). The play
+        task's last act is a final update to the listeners."""
         was = self.playing
         self.playing = False
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        if was:
+        elif was:
             self._emit(final=True)
 
     async def wait(self) -> None:
@@ -304,8 +305,9 @@ class TrainingSession:
         self._advance(n)
         self._emit(final=True)
 
-    def run(self, steps: int) -> TrainingSession:
-        """Blocking: train ``steps`` more steps (stops early on divergence), updating the
+    def run(self, steps: int, *, until_collapsed: bool = False) -> TrainingSession:
+        """Blocking: train ``steps`` more steps (stops early on divergence, and with
+        ``until_collapsed`` as soon as the status line says "collapsed: yes"), updating the
         listeners as it goes. For scripts, tests and notebooks run top to bottom."""
         if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0):
             raise ValueError(f"steps={steps!r} is not valid: expected an int >= 0")
@@ -313,6 +315,8 @@ class TrainingSession:
             self.pause()
         target = self.trainer.steps + steps
         while self.trainer.steps < target and not self.trainer.diverged:
+            if until_collapsed and self.collapsed:
+                break
             n = min(target - self.trainer.steps, self._grid(max(self._chunk, 50)))
             self._advance(n, align=True, limit=target)
             if time.perf_counter() - self._last_emit >= FAST_UPDATE_SECONDS:
