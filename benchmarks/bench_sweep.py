@@ -2,7 +2,9 @@
 
 64 configurations of the L-DUFM with K = 2, n = 20, d = 32, L = 3 (float64): 4 lambdas x
 4 learning rates x 4 seeds, default heavy-ball recipe, ``--steps`` (2000) gradient steps each.
-Three ways, all in this process, one torch thread each:
+Three ways, all in this process, with the same number of torch threads (``--threads``, 1 by
+default; with 2 the batched program's bmm and element-wise kernels split the batch over two
+cores, while the single runs' tiny kernels stay serial):
 
 * batched: :class:`dnc_interactive.sweeps.BatchedTrainer` on all 64 at once (``torch.bmm``);
 * Trainer: 64 :class:`dnc_interactive.training.Trainer` runs one after another (the package's
@@ -15,7 +17,7 @@ competing for the cores), and checks the final losses: batched vs Trainer within
 batched vs B = 1 bit for bit. ``--repeat R`` interleaves R rounds and keeps each way's
 fastest (for a busy machine).
 
-    python benchmarks/bench_sweep.py [--steps 2000] [--repeat 1]
+    python benchmarks/bench_sweep.py [--steps 2000] [--repeat 1] [--threads 1]
 """
 
 from __future__ import annotations
@@ -42,12 +44,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     pairs = expand_grid(GRID, BASE)
     configs = [c for c, _ in pairs]
     recipes = [r for _, r in pairs]
-    print(f"{len(pairs)} configurations, K=2 n=20 d=32 L=3 float64, {args.steps} steps each")
+    print(
+        f"{len(pairs)} configurations, K=2 n=20 d=32 L=3 float64, {args.steps} steps each,"
+        f" {args.threads} torch thread(s)"
+    )
 
     wall = {"batched": math.inf, "trainer": math.inf, "one": math.inf}
     cpu = dict(wall)

@@ -27,6 +27,16 @@ of low-rank solutions to DNC as K grows (spec §5). This module makes such sweep
   written to a Parquet (or CSV) file, and a rerun skips the configurations already there
   (keyed by :func:`config_key`), so an interrupted sweep loses at most the chunks in flight.
 
+Scale-out (the optional ``[cluster]`` extra, ``pip install 'dnc-interactive[cluster]'``)::
+
+    from dask.distributed import Client
+    with Client("tcp://scheduler:8786") as client:          # or Client(LocalCluster(...))
+        df = sweep(grid, 20_000, executor=client.get_executor(), out="results.parquet")
+
+Any :class:`concurrent.futures.Executor` works the same way, e.g.
+``ProcessPoolExecutor(2)`` to use both cores of a laptop. Chunks are plain picklable data and
+:func:`run_batch`, so workers only need this package installed.
+
 Determinism: a configuration's numbers do not depend on which other configurations share its
 batch, on the chunk size, or on the executor (each chunk runs with ``threads`` torch threads,
 1 by default); the tests check the batched, the one-at-a-time (B = 1) and the Dask paths for
