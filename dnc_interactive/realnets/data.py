@@ -289,12 +289,38 @@ def _load_cifar(root: Path, split: str, download: bool) -> Dataset:
     return Dataset("cifar10", split, x, y)
 
 
-def _load_digits() -> Dataset:
-    from sklearn.datasets import load_digits
+def _digits_file() -> Path | None:
+    """scikit-learn's bundled ``datasets/data/digits.csv.gz``, found without importing
+    scikit-learn (whose import takes seconds)."""
+    import importlib.util
 
-    bunch = load_digits()
-    x = (bunch.data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
-    return Dataset("digits", "train", x, bunch.target.astype(np.int64))
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    return path if path.is_file() else None
+
+
+def _load_digits() -> Dataset:
+    """The 1 797 8x8 digits bundled with scikit-learn (``load_digits``): read straight from
+    the package's csv file (64 pixel values 0..16 and the label per row), or through
+    ``sklearn.datasets.load_digits`` when the file is not where expected."""
+    path = _digits_file()
+    if path is not None:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        pixels, labels = table[:, :-1], table[:, -1]
+    else:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise ImportError(
+                "dataset 'digits' is the one bundled with scikit-learn. Fix: `pip install "
+                "scikit-learn` or `pip install dnc-interactive[realnets]`."
+            ) from None
+        bunch = load_digits()
+        pixels, labels = bunch.data, bunch.target
+    x = (pixels.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    return Dataset("digits", "train", x, labels.astype(np.int64))
 
 
 _MNIST1D_CACHE: dict[tuple, dict[str, np.ndarray]] = {}

@@ -137,6 +137,11 @@ def test_download_without_torchvision_says_how_to_fix(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- offline datasets
 def test_digits_is_bundled():
     ds = D.load_dataset("digits")
+    from sklearn.datasets import load_digits  # the reader must agree with scikit-learn's
+
+    bunch = load_digits()
+    np.testing.assert_array_equal(ds.x.reshape(1797, 64) * 16, bunch.data)
+    np.testing.assert_array_equal(ds.y, bunch.target)
     assert ds.x.shape == (1797, 1, 8, 8) and ds.x.min() >= 0 and ds.x.max() <= 1
     assert ds.class_counts()[1] == 182 and sum(ds.class_counts().values()) == 1797
     with pytest.raises(ValueError, match="no test split"):

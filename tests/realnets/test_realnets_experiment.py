@@ -213,7 +213,7 @@ def test_train_head_on_features_at_the_closed_form_optimum():
     cfg = DUFMConfig(num_classes=2, samples_per_class=10, depth=3, width=8, dtype="float64")
     H1, _ = theory.construct_optimum(cfg)
     model, hist = train_head_on_features(cfg.replace(seed=3), H1, steps=600)
-    assert float(model.loss().total) == pytest.approx(theory.optimal_loss(cfg), rel=1e-5)
+    assert float(model.loss().total.detach()) == pytest.approx(theory.optimal_loss(cfg), rel=1e-5)
     assert torch.equal(model.H1, H1)
 
 
@@ -296,3 +296,29 @@ def test_history_works_with_the_chart_builders(small_run):
         charts.loss_chart(small_run.history).to_dict()
         charts.metric_chart(small_run.history, ["nc1", "nc2_orth", "rank"]).to_dict()
         charts.gram_heatmap(metrics.gram_frame(small_run.to_dufm())).to_dict()
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_optimizer_matches_torch_optim(kind):
+    from dnc_interactive.realnets.experiment import _Optimizer
+
+    gen = torch.Generator().manual_seed(0)
+    a = [torch.randn(3, 4, generator=gen, dtype=torch.float64) for _ in range(2)]
+    b = [t.clone().requires_grad_() for t in a]
+    a = [t.clone().requires_grad_() for t in a]
+    ours = _Optimizer(a, [1e-2, 0.0], kind, 0.9, 0.95)
+    groups = [{"params": [b[0]], "weight_decay": 1e-2}, {"params": [b[1]], "weight_decay": 0.0}]
+    if kind == "adam":
+        ref = torch.optim.Adam(groups, lr=0.1, betas=(0.9, 0.95))
+    else:
+        ref = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    for step in range(5):
+        for params in (a, b):
+            loss = sum(((p - step) ** 3).sum() for p in params)
+            for p in params:
+                p.grad = None
+            loss.backward()
+        ours.step(0.1)
+        ref.step()
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x.detach(), y.detach(), rtol=1e-12, atol=1e-12)
