@@ -605,7 +605,8 @@ class Dashboard:
             " 2023). Press <b>Play</b>: the features of every layer collapse to their class means"
             " and the loss meets the optimum L* the theorem predicts.</div>"
         )
-        self.chart.layout = w.Layout(flex="1 1 640px", min_width="0", overflow="auto")
+        # wide enough for the curves side by side; in a narrow notebook it wraps below
+        self.chart.layout = w.Layout(flex="1 1 820px", min_width="820px", overflow="auto")
         body = w.HBox(
             [left, self.chart], layout=w.Layout(flex_flow="row wrap", align_items="flex-start")
         )

@@ -173,8 +173,9 @@ class TrainingSession:
         divergence a new learning rate starts a fresh run). Raises ``ValueError`` with the
         config's message for an invalid value; the settings are then left unchanged.
         """
-        new = self.settings.replace(**changes)
-        changed = self.settings.changed_fields(new)
+        old = self.settings
+        new = old.replace(**changes)
+        changed = old.changed_fields(new)
         self.settings = new
         self.error = None
         if not changed:
@@ -186,7 +187,11 @@ class TrainingSession:
             if "guard" in changed:
                 tr.recipe = dataclasses.replace(tr.recipe, guard=new.guard)
             return "continue"
-        self.reset()
+        try:
+            self.reset()
+        except Exception as exc:  # torch raises AssertionError for CUDA without a GPU
+            self.settings = old
+            raise ValueError(f"could not build the model for these settings: {exc}") from None
         return "reset"
 
     def set_settings(self, settings: Settings) -> str:
@@ -198,9 +203,15 @@ class TrainingSession:
 
         If playing, playback continues on the new trainer; the old task is cancelled first.
         """
+        saved = (self.generation, self._pending, self._nc1_max, self._chunk)
         self.generation += 1
+        try:
+            trainer = self._build()
+        except Exception:  # e.g. device="cuda" without a GPU: keep the current run
+            self.generation, self._pending, self._nc1_max, self._chunk = saved
+            raise
         self.note = None
-        self.trainer = self._build()
+        self.trainer = trainer
         for f in list(self.on_reset):
             f(self)
         if self.playing:

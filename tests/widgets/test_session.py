@@ -6,6 +6,7 @@ import math
 import time
 
 import pytest
+import torch
 
 from dnc_interactive.widgets import session as session_mod
 from dnc_interactive.widgets.session import TrainingSession
@@ -71,6 +72,12 @@ def test_learning_rate_change_continues_and_structural_change_resets():
     with pytest.raises(ValueError, match="depth=0 is not valid"):
         s.update(depth=0)
     assert s.settings.config.depth == 3  # unchanged after a bad value
+    if not torch.cuda.is_available():  # a valid config whose model cannot be built here
+        with pytest.raises(ValueError, match="could not build the model"):
+            s.update(device="cuda")
+        assert s.settings.config.device == "cpu" and s.generation == 1
+        s.run(10)
+        assert s.steps == 10
 
 
 def test_a_diverging_learning_rate_stops_keeps_history_and_recovers():
