@@ -412,9 +412,21 @@ class Trainer:
         return out
 
     def _checkpoint(self, force_metrics: bool = False) -> None:
+        """Record, check for divergence and update the schedule.
+
+        Only checkpoints on the record grid (steps % record_every == 0, or a forced one after
+        L-BFGS) snapshot the state for the guard and may raise the momentum, so a run gives the
+        same numbers however it is chunked into ``step(n)`` calls. A call that ends off the
+        grid still records the loss terms (and stops a diverged run).
+        """
+        on_grid = force_metrics or self.steps % self.record_every == 0
         terms = self._loss_terms()
         if not terms["loss"] <= self._ceiling:  # NaN/inf, or blowing up
-            self._on_divergence(terms["loss"])
+            if on_grid or not self.recipe.guard:
+                self._on_divergence(terms["loss"])
+            return
+        if not on_grid:
+            self._record(terms, with_metrics=False)
             return
         for g, p in zip(self._good, self._params, strict=True):
             g.copy_(p)

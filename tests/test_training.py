@@ -288,3 +288,18 @@ def test_relative_gap_and_train_helper():
     assert tr.steps == 20 and tr.status == "max_steps"
     s = tr.summary()
     assert {"loss", "optimal_loss", "relative_gap", "steps", "seconds", "status"} <= set(s)
+
+
+def test_chunking_does_not_change_the_numbers():
+    cfg = DUFMConfig(width=16, samples_per_class=10, dtype="float64")
+    whole = Trainer(cfg, metrics_every=0).step(300)
+    pieces = Trainer(cfg, metrics_every=0)
+    for n in (7, 13, 1, 29, 50, 200):
+        pieces.step(n)
+    assert pieces.steps == whole.steps == 300
+    for a, b in zip(whole.model.parameters(), pieces.model.parameters()):
+        assert torch.equal(a, b)
+    on_grid = pieces.history[pieces.history["step"] % 10 == 0]
+    pd.testing.assert_frame_equal(
+        on_grid.reset_index(drop=True), whole.history.reset_index(drop=True)
+    )
