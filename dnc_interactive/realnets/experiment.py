@@ -357,7 +357,8 @@ class RealNetConfig:
 #: MNIST-1D classes (~394 training samples each), a wider MLP, mini-batches of 256, lr 1e-3,
 #: 300 epochs. "cifar10": ResNet-20 with a 4-layer head of width 64 on CIFAR-10 with the
 #: follow-up's regularisation (spec §4.2: lambda_H = 5e-6, lambda_W = weight decay = 5e-3,
-#: lr 0.05), SGD with momentum, mini-batches of 128; meant for a GPU.
+#: lr 0.05), SGD with momentum, mini-batches of 128, 200 warm-up steps (without them lr 0.05
+#: diverged in the first steps from the He initialisation); meant for a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "digits": {},
     "mnist1d": {
@@ -383,6 +384,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "momentum": 0.9,
         "batch_size": 128,
         "epochs": 200,
+        "warmup": 200,
         "eval_batch_size": 2048,
     },
 }
@@ -786,16 +788,15 @@ class RealNetExperiment:
     def layer_summary(self, nc1_tol: float = 1e-2) -> list[dict[str, Any]]:
         """Per head layer l = 1..L, from the latest finite measurement: the post-activation
         nc1, nc1_trace, nc2_orth, nc2_etf, nc3, rank and mean_norm, the pre-activation nc1 and
-        rank, and ``solution``:
+        rank, ``collapsed`` (NC1' = tr(Sigma_W)/tr(Sigma_B) < ``nc1_tol`` before and after the
+        ReLU: the robust NC1 of spec §3, since the pseudo-inverse NC1 blows up in low-rank
+        solutions) and ``solution``, the rank type of the class means:
 
         * ``"zero"``: all class means are equal (e.g. the trivial solution H = 0);
-        * ``"lower rank (r)"``: the class means have rank r below the DNC rank. DNC has rank K
-          in H_l (l >= 2) and in H~_l (l >= 3); H1 and H~_2 may have rank K - 1 at a DNC
-          optimum (spec §2.3: the H1 Gram matrix a^2 (I + Gamma) may be singular, e.g.
-          antipodal means for K = 2);
-        * ``"not collapsed"``: full rank but NC1' = tr(Sigma_W)/tr(Sigma_B) >= ``nc1_tol``
-          (the robust NC1 of spec §3: the pseudo-inverse NC1 blows up in low-rank solutions);
-        * ``"DNC"``: full rank and NC1' < ``nc1_tol`` (pre and post).
+        * ``"lower rank (r)"``: rank r below the DNC rank. DNC has rank K in H_l (l >= 2) and in
+          H~_l (l >= 3); H1 and H~_2 may have rank K - 1 at a DNC optimum (spec §2.3: the H1
+          Gram matrix a^2 (I + Gamma) may be singular, e.g. antipodal means for K = 2);
+        * ``"DNC"``: the DNC rank (read it together with ``collapsed``).
         """
         ev = self._latest_eval
         table: dict[tuple[int, str], dict[str, float]] = {}
@@ -812,9 +813,7 @@ class RealNetExperiment:
             if any(math.isnan(v) for v in nc1s) or post["mean_norm"] == 0:
                 solution = "zero"
             elif r_post < need_post or r_pre < need_pre:
-                solution = f"lower rank ({min(r_post, r_pre) if r_pre < need_pre else r_post})"
-            elif max(nc1s) >= nc1_tol:
-                solution = "not collapsed"
+                solution = f"lower rank ({r_pre if r_pre < need_pre else r_post})"
             else:
                 solution = "DNC"
             out.append(
@@ -829,6 +828,7 @@ class RealNetExperiment:
                     "pre_nc1": pre["nc1"],
                     "pre_rank": r_pre,
                     "mean_norm": post["mean_norm"],
+                    "collapsed": bool(max(nc1s) < nc1_tol),
                     "solution": solution,
                 }
             )

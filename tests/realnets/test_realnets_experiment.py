@@ -182,7 +182,7 @@ def test_small_digits_run_collapses_to_the_dufm_optimum(small_run):
     assert 0 <= s["relative_gap"] < 0.02  # K = 2: L* is the global optimum, never beaten
     for row in exp.layer_summary():
         assert row["nc1"] < 1e-3 and row["pre_nc1"] < 1e-3, row
-        assert row["rank"] == 2 and row["solution"] == "DNC"
+        assert row["rank"] == 2 and row["solution"] == "DNC" and row["collapsed"]
     # layer 1 is the backbone's output: pre = post = H1
     h = exp.history
     last = h[h["step"] == h["step"].max()]
