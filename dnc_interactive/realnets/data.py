@@ -323,7 +323,7 @@ def _load_digits() -> Dataset:
     return Dataset("digits", "train", x, labels.astype(np.int64))
 
 
-_MNIST1D_CACHE: dict[tuple, dict[str, np.ndarray]] = {}
+_MNIST1D_CACHE: dict[tuple, dict[str, np.ndarray]] = {}  # (num_samples, seed, root) -> arrays
 
 
 def mnist1d_arrays(
@@ -339,10 +339,10 @@ def mnist1d_arrays(
     """
     if not isinstance(num_samples, int) or num_samples < 10:
         raise ValueError(f"num_samples={num_samples!r} is not valid: expected an int >= 10")
-    key = (num_samples, seed)
+    base = Path(root) if root is not None else default_root()
+    key = (num_samples, seed, str(base))
     if key in _MNIST1D_CACHE:
         return _MNIST1D_CACHE[key]
-    base = Path(root) if root is not None else default_root()
     file = base / f"mnist1d_{num_samples}_{seed}.npz"
     if file.is_file():
         try:
