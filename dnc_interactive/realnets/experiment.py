@@ -751,14 +751,17 @@ class RealNetExperiment:
         return correct / int(self.data.x_test.shape[0])
 
     @torch.no_grad()
-    def input_nc1(self) -> float:
-        """NC1 of the raw (standardised) inputs: how collapsed the data is before the network."""
+    def input_metrics(self) -> dict[str, float]:
+        """Collapse metrics of the raw (standardised, flattened) inputs: how collapsed the data
+        is before the network. Keys: those of :data:`~dnc_interactive.metrics.FEATURE_METRICS`
+        (nc1, nc1_trace, nc2_orth, ...), computed by the streaming accumulator."""
         X = self.data.x.reshape(self.N, -1)
         acc = metrics.CollapseAccumulator(self.K, int(X.shape[1]))
         bs = self.config.eval_batch_size
         for i in range(0, self.N, bs):
             acc.update(X[i : i + bs].T, self.data.y[i : i + bs])
-        return float(acc.compute()["nc1"])
+        out = acc.compute()
+        return {m: float(out[m]) for m in metrics.FEATURE_METRICS}
 
     def summary(self) -> dict[str, Any]:
         """Final numbers: head loss and its terms, L*, the gap, accuracy, time, status."""
