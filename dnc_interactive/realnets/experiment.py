@@ -619,6 +619,7 @@ class RealNetExperiment:
         self._rows: list[Row] = []
         self._frame: pd.DataFrame | None = None
         self._last: dict[str, float] = {}
+        self._recorded_step = -1
         self._good = self._snapshot()
         self._record()
 
@@ -667,7 +668,7 @@ class RealNetExperiment:
         finally:
             self.seconds += time.perf_counter() - t0
         if not self.diverged:
-            if self.steps % self.record_every != 0:
+            if self._recorded_step != self.steps:
                 self._checkpoint()
             self.status = "finished" if self.epoch >= self.config.epochs else "stopped"
             if not self.message:
@@ -1097,6 +1098,7 @@ class RealNetExperiment:
         ]
         rows += [(s, layer, kind, name, value) for layer, kind, name, value in ev.rows]
         self._rows.extend(rows)
+        self._recorded_step = s
         for cb in self.callbacks:
             cb(self, rows)
         return ev

@@ -168,10 +168,34 @@ def test_training_step_is_gradient_descent_on_the_objective():
 
 
 def test_same_config_gives_the_same_history():
-    cfg = RealNetConfig(**{**SMALL, "epochs": 10, "batch_size": 16, "record_every": 10})
-    a = RealNetExperiment(cfg).run().history
+    cfg = RealNetConfig(**{**SMALL, "epochs": 10, "batch_size": 16, "record_every": 7})
+    exp = RealNetExperiment(cfg).run()
+    a = exp.history
     b = RealNetExperiment(cfg).run().history
     assert a.equals(b)
+    assert exp.steps == 50 and sorted(a["step"].unique()) == [0, 7, 14, 21, 28, 35, 42, 49, 50]
+    exp.run()  # nothing left to train: no new record
+    assert len(exp.history) == len(a)
+
+
+def test_cnn_backbone_trains_on_mnist1d_signals(tmp_path):
+    cfg = RealNetConfig(
+        dataset="mnist1d",
+        classes=(0, 1),
+        samples_per_class=8,
+        mnist1d_samples=200,
+        root=str(tmp_path),
+        backbone="cnn",
+        backbone_width=8,
+        depth=2,
+        epochs=60,
+        record_every=20,
+        device="cpu",
+    )
+    exp = RealNetExperiment(cfg)
+    start = exp.loss
+    exp.run()
+    assert exp.data.input_shape == (1, 40) and exp.loss < start
 
 
 # ---------------------------------------------------------------------------- collapse
