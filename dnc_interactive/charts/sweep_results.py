@@ -128,8 +128,8 @@ def rank_chart(
 
     ``frame`` holds one row per run with columns ``x`` and ``rank`` (``sweep()`` output:
     ``rank`` is K for DNC, r for low-rank, 0 for trivial); ``color`` splits the runs into
-    series (e.g. ``"depth"``). ``log_x`` (None: automatic, log when x spans a decade or more). Diverged runs
-    (``status == "diverged"``) are left out when the column exists.
+    series (e.g. ``"depth"``). ``log_x`` (None: automatic, log when x spans a decade or more).
+    Diverged runs (``status == "diverged"``) are left out when the column exists.
     """
     cols = [x, "rank"] + ([color] if color else [])
     require_frame(frame, "frame", cols)
