@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 from dnc_interactive.config import DUFMConfig
@@ -137,6 +138,22 @@ def clean(value: Any) -> Any:
 
 def print_json(obj: dict[str, Any]) -> None:
     print(json.dumps(clean(obj), indent=2))
+
+
+def fmt_number(x: float | None) -> str:
+    """A number for the result tables: 6 decimals, scientific when tiny or huge, n/a if missing."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.3e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.6f}"
+
+
+def write_history(history: Any, path: Path) -> None:
+    """Write a tidy history DataFrame as CSV or Parquet, by the file's extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        history.to_csv(path, index=False)
+    else:
+        history.to_parquet(path, index=False)
 
 
 def warn(message: str) -> None:

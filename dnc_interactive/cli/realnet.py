@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from dnc_interactive.cli import common
+from dnc_interactive.cli.common import fmt_number as _fmt
 from dnc_interactive.realnets import data as data_mod
 from dnc_interactive.realnets.backbones import BACKBONES
 from dnc_interactive.realnets.experiment import (
@@ -288,11 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if args.recovery and not exp.diverged:
         result["recovery"] = exp.recovery().summary()
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.out.suffix.lower() == ".csv":
-            exp.history.to_csv(args.out, index=False)
-        else:
-            exp.history.to_parquet(args.out, index=False)
+        common.write_history(exp.history, args.out)
     if args.json:
         common.print_json(result)
     else:
@@ -301,12 +298,6 @@ def run(args: argparse.Namespace) -> int:
         common.warn(exp.message)
         return 1
     return 0
-
-
-def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    return f"{x:.3e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.6f}"
 
 
 def _print_table(r: dict) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dnc_interactive import metrics, theory
 from dnc_interactive.cli import common
+from dnc_interactive.cli.common import fmt_number as _fmt
 from dnc_interactive.training import Trainer
 
 DEFAULT_TOL = 1e-6
@@ -168,12 +169,7 @@ def run(args: argparse.Namespace) -> int:
                 entry["pre"] = vals
         layers.append(entry)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        hist = trainer.history
-        if args.out.suffix.lower() == ".csv":
-            hist.to_csv(args.out, index=False)
-        else:
-            hist.to_parquet(args.out, index=False)
+        common.write_history(trainer.history, args.out)
 
     result = {
         "loss": summary["loss"],
@@ -200,12 +196,6 @@ def run(args: argparse.Namespace) -> int:
         common.warn(trainer.message)
         return 1
     return 0
-
-
-def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    return f"{x:.3e}" if abs(x) < 1e-3 or abs(x) >= 1e4 else f"{x:.6f}"
 
 
 def _print_table(r: dict) -> None:
