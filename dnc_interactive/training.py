@@ -101,7 +101,44 @@ def relative_gap(loss: float, optimal: float) -> float:
     return (loss - optimal) / optimal
 
 
-class Trainer:
+class RecordedHistory:
+    """The recorded state shared by :class:`Trainer` and the real-network experiment.
+
+    Subclasses append :data:`HISTORY_COLUMNS` rows to ``_rows``, keep the latest loss terms
+    in ``_last`` and their run state in ``status``; this gives the tidy ``history`` (a cached
+    DataFrame, rebuilt when new rows arrive) and the latest ``loss`` and ``gap``.
+    """
+
+    status: str
+
+    def _init_history(self) -> None:
+        self._rows: list[Row] = []
+        self._frame: pd.DataFrame | None = None
+        self._last: dict[str, float] = {}
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The tidy history: step, layer, kind, metric, value."""
+        if self._frame is None or len(self._frame) != len(self._rows):
+            self._frame = pd.DataFrame(self._rows, columns=list(HISTORY_COLUMNS))
+        return self._frame
+
+    @property
+    def loss(self) -> float:
+        """The total loss at the latest record."""
+        return self._last.get("loss", math.nan)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap (loss - L*) / L* at the latest record."""
+        return self._last.get("relative_gap", math.nan)
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
+
+
+class Trainer(RecordedHistory):
     """Gradient descent on one DUFM, with a tidy history.
 
     Args:
@@ -164,39 +201,16 @@ class Trainer:
         self.message = ""
         self.seconds = 0.0
         self.retries = 0
-        self._rows: list[Row] = []
-        self._frame: pd.DataFrame | None = None
+        self._init_history()
         self._params = [model.H1.data, *[W.data for W in model.W]]
         self._lambdas = [self.config.lambda_H, *self.config.lambda_Ws]
         self._state = [torch.zeros_like(p) for p in self._params]
         self._state2 = [torch.zeros_like(p) for p in self._params]  # Adam's second moment
         self._good: list[torch.Tensor] = [p.clone() for p in self._params]
-        self._last: dict[str, float] = {}
         self._record(with_metrics=bool(metrics_every))
         self._ceiling = recipe.blowup * max(self._last["loss"], 0.5)
 
     # ------------------------------------------------------------------ public API
-    @property
-    def history(self) -> pd.DataFrame:
-        """The tidy history (a cached DataFrame; rebuilt when new rows arrive)."""
-        if self._frame is None or len(self._frame) != len(self._rows):
-            self._frame = pd.DataFrame(self._rows, columns=list(HISTORY_COLUMNS))
-        return self._frame
-
-    @property
-    def loss(self) -> float:
-        """The total loss at the latest record."""
-        return self._last.get("loss", math.nan)
-
-    @property
-    def gap(self) -> float:
-        """Relative gap (loss - L*) / L* at the latest record."""
-        return self._last.get("relative_gap", math.nan)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
-
     @property
     def done(self) -> bool:
         """True once a stop condition ended the run (converged, plateau, diverged, ...)."""

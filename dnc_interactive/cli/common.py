@@ -156,5 +156,17 @@ def write_history(history: Any, path: Path) -> None:
         history.to_parquet(path, index=False)
 
 
+def report(result: dict[str, Any], as_json: bool, table: Any, diverged: bool, message: str) -> int:
+    """Print the result (JSON, or ``table(result)``); exit status 1 for a diverged run."""
+    if as_json:
+        print_json(result)
+    else:
+        table(result)
+    if diverged:
+        warn(message)
+        return 1
+    return 0
+
+
 def warn(message: str) -> None:
     print(message, file=sys.stderr)

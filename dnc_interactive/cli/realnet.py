@@ -290,14 +290,7 @@ def run(args: argparse.Namespace) -> int:
         result["recovery"] = exp.recovery().summary()
     if args.out is not None:
         common.write_history(exp.history, args.out)
-    if args.json:
-        common.print_json(result)
-    else:
-        _print_table(result)
-    if exp.diverged:
-        common.warn(exp.message)
-        return 1
-    return 0
+    return common.report(result, args.json, _print_table, exp.diverged, exp.message)
 
 
 def _print_table(r: dict) -> None:

@@ -188,14 +188,7 @@ def run(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
         "layers": layers,
     }
-    if args.json:
-        common.print_json(result)
-    else:
-        _print_table(result)
-    if trainer.diverged:
-        common.warn(trainer.message)
-        return 1
-    return 0
+    return common.report(result, args.json, _print_table, trainer.diverged, trainer.message)
 
 
 def _print_table(r: dict) -> None:

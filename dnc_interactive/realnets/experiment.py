@@ -83,7 +83,7 @@ from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
 from dnc_interactive.realnets import data as data_mod
 from dnc_interactive.realnets.backbones import BACKBONES, DUFMHead, build_backbone
-from dnc_interactive.training import HISTORY_COLUMNS, Trainer, relative_gap
+from dnc_interactive.training import HISTORY_COLUMNS, RecordedHistory, Trainer, relative_gap
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -537,7 +537,7 @@ class Evaluation:
         return self.fit + self.reg
 
 
-class RealNetExperiment:
+class RealNetExperiment(RecordedHistory):
     """Train a backbone + DUFM head and measure it against the DUFM (spec §4.2).
 
     Args:
@@ -616,35 +616,12 @@ class RealNetExperiment:
         self.status = "ready"
         self.message = ""
         self.seconds = 0.0
-        self._rows: list[Row] = []
-        self._frame: pd.DataFrame | None = None
-        self._last: dict[str, float] = {}
+        self._init_history()
         self._recorded_step = -1
         self._good = self._snapshot()
         self._record()
 
     # ------------------------------------------------------------------ public API
-    @property
-    def history(self) -> pd.DataFrame:
-        """Tidy history (``step, layer, kind, metric, value``; see the module docstring)."""
-        if self._frame is None or len(self._frame) != len(self._rows):
-            self._frame = pd.DataFrame(self._rows, columns=list(HISTORY_COLUMNS))
-        return self._frame
-
-    @property
-    def loss(self) -> float:
-        """Head loss at the latest record."""
-        return self._last.get("loss", math.nan)
-
-    @property
-    def gap(self) -> float:
-        """Relative gap (head loss - L*) / L* at the latest record."""
-        return self._last.get("relative_gap", math.nan)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
-
     def run(self, epochs: int | None = None) -> RealNetExperiment:
         """Train for ``epochs`` more epochs (default: the rest of ``config.epochs``).
 
