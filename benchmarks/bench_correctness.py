@@ -1,4 +1,4 @@
-"""Does the default recipe reach the theorem's optimum? (issue 2's correctness figure)
+"""Does the default recipe reach the theorem's optimum?
 
 For K = 2, depths 2-6, balanced and imbalanced, float64: train with the default recipe until the
 relative gap to L* and every layer's NC1 are below 1e-6 (or 30 000 steps), and report the gap,
@@ -22,9 +22,9 @@ from dnc_interactive.model import DUFM
 from dnc_interactive.training import Trainer
 
 CASES = [
-    *(dict(depth=L) for L in range(2, 7)),  # spec §7.2: K=2, n=50, lambda=1e-3
+    *(dict(depth=L) for L in range(2, 7)),  # theory §7.2: K=2, n=50, lambda=1e-3
     *(dict(depth=L, samples_per_class=(90, 10), lambda_H=3e-3, lambda_W=3e-3) for L in range(2, 7)),
-    dict(depth=2, samples_per_class=(80, 20), lambda_H=5e-3, lambda_W=5e-3),  # spec §7.5
+    dict(depth=2, samples_per_class=(80, 20), lambda_H=5e-3, lambda_W=5e-3),  # theory §7.5
     dict(depth=3, samples_per_class=(95, 5), lambda_H=0.0077353, lambda_W=0.0077353),
     dict(depth=3, samples_per_class=20, lambda_H=2e-3, lambda_W=(5e-3, 1e-3, 2e-3)),  # §7.3
     dict(depth=6, samples_per_class=20, lambda_H=2e-3, lambda_W=2e-3),
@@ -54,7 +54,7 @@ def main() -> None:
         cfg = DUFMConfig(num_classes=K, samples_per_class=n, depth=L, dtype="float64", width=32)
         model = DUFM(cfg).load_matrices(*theory.construct_optimum(cfg))
         worst = max(worst, abs(model.loss().total.item() - theory.optimal_loss(cfg)))
-    print(f"construction of spec §2.3 vs L*: max |difference| = {worst:.1e} (target 1e-12)")
+    print(f"construction of theory §2.3 vs L*: max |difference| = {worst:.1e} (target 1e-12)")
     print(f"configurations missing the target (not near a threshold): {failures}")
 
 

@@ -1,4 +1,4 @@
-"""Dashboard figures (issue 3), measured in one process against the headless trainer.
+"""Dashboard figures, measured in one process against the headless trainer.
 
 Prints:
   * throughput: steps per second of the dashboard playing at full speed with its charts

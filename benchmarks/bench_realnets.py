@@ -1,4 +1,4 @@
-"""Real networks recover the unconstrained features (issue 5's figures; spec §4.2).
+"""Real networks recover the unconstrained features (theory §4.2).
 
 Digits (scikit-learn's bundled 8x8 digits, offline), binary, MLP backbone, 3- and 4-layer DUFM
 head, the default config (full-batch Adam, cosine decay, 1 000 epochs, lambda_H = lambda_W =

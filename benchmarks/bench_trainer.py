@@ -1,6 +1,6 @@
 """Trainer speed against a naive autograd loop, measured in one process on one machine.
 
-Prints (issue 2's figures):
+Prints:
   * throughput: the Trainer's GD steps per second over a naive reference loop
     (nn.Parameter + torch.optim.SGD + autograd, one step per Python iteration), float32 and
     float64, as ratios; the Trainer records loss terms every 10 steps and the collapse

@@ -1,10 +1,10 @@
-"""The follow-up's K = 10, L = 4 experiment (arXiv 2405.14468, Fig. 2 top; spec §5).
+"""The follow-up's K = 10, L = 4 experiment (arXiv 2405.14468, Fig. 2 top; theory §5).
 
 4-DUFM, K = 10, n = 5, width 30, lambda = 0.004 for every block, plain gradient descent with
 learning rate 0.5 (no momentum), 10 seeds trained as one batch by
 :func:`dnc_interactive.sweeps.sweep`, then (``--polish``, default 300) L-BFGS iterations per
-seed, as in spec §5's check (20 000 GD steps + L-BFGS). Prints, per seed, the loss after GD and
-after L-BFGS against L_DNC (spec §2.2), the DNC / low-rank label of
+seed, as in theory §5's check (20 000 GD steps + L-BFGS). Prints, per seed, the loss after GD and
+after L-BFGS against L_DNC (theory §2.2), the DNC / low-rank label of
 :func:`dnc_interactive.lowrank.classify` and the pre-ReLU ranks; then how many seeds end
 low-rank with their loss ratios, the SRG constructions' ratios for reference
 (:func:`lowrank.srg_loss`, :func:`lowrank.srg_optimize`), and the wall time against the
@@ -69,7 +69,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
 
     L_dnc = float(df["optimal_loss"].iloc[0])
-    print(f"L_DNC = {L_dnc:.6f} (spec §7.3: 0.1363961766)")
+    print(f"L_DNC = {L_dnc:.6f} (theory §7.3: 0.1363961766)")
     print(f"{'seed':>4} {'GD loss':>10} {'GD/L_DNC':>9} {'final':>10} {'final/L_DNC':>11}"
           f"  {'label':<20} ranks M~_1..M~_4")  # fmt: skip
     for _, r in df.iterrows():
@@ -90,7 +90,7 @@ def main() -> None:
     if len(dnc):
         print(f"DNC seeds: {len(dnc)}; loss / L_DNC {dnc['loss_ratio'].min():.5f} .. "
               f"{dnc['loss_ratio'].max():.5f}")  # fmt: skip
-    print("spec §5 (other init, 20 000 GD + L-BFGS): seeds 1-3 of 4 low-rank, 0.880-0.931")
+    print("theory §5 (other init, 20 000 GD + L-BFGS): seeds 1-3 of 4 low-rank, 0.880-0.931")
     canon = lowrank.srg_loss(BASE)
     sym, _ = lowrank.srg_optimize(BASE)
     print(

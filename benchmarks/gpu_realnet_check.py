@@ -1,4 +1,4 @@
-"""ResNet-20 + DUFM head on a GPU, on synthetic CIFAR-format data (issue 5; spec §4.2).
+"""ResNet-20 + DUFM head on a GPU, on synthetic CIFAR-format data (theory §4.2).
 
 The GPU machine has no network, so the script writes a synthetic CIFAR-10 in the real format
 (python pickle batches ``cifar-10-batches-py/data_batch_1..5`` and ``test_batch``) to a

@@ -1,6 +1,6 @@
 """dnc-interactive: deep neural collapse in the deep unconstrained features model, live.
 
-The public face of the library (spec: ../shared/spec/theory.md)::
+The public face of the library (the science: docs/theory.md)::
 
     from dnc_interactive import DUFMConfig, DUFM, Trainer, metrics, theory
     trainer = Trainer(DUFMConfig(depth=3)).run(tol=1e-3)

@@ -1,4 +1,4 @@
-"""Configuration of a deep unconstrained features model (spec §1.2).
+"""Configuration of a deep unconstrained features model (theory §1.2).
 
 A :class:`DUFMConfig` fixes everything that defines one L-DUFM problem: K classes with
 ``n_k`` samples each, ``L`` weight matrices of widths ``d_1..d_L``, the regularization
@@ -48,7 +48,7 @@ def _as_tuple(name: str, value: Any, kind: str) -> tuple | Any:
 
 @dataclass(frozen=True)
 class DUFMConfig:
-    """One L-DUFM problem (spec §1.2).
+    """One L-DUFM problem (theory §1.2).
 
     Attributes:
         num_classes: K >= 2.
@@ -185,7 +185,7 @@ class DUFMConfig:
         narrow = [d for d in (self.widths[1:] if self.activation == "relu" else ()) if d < self.K]
         if narrow:
             warnings.warn(
-                f"width {narrow[0]} < num_classes={self.K}: the DNC optimum of spec §2.3 needs"
+                f"width {narrow[0]} < num_classes={self.K}: the DNC optimum of theory §2.3 needs"
                 " d_l >= K for l >= 2, so the theory's optimal loss may not be reachable",
                 UserWarning,
                 stacklevel=3,

@@ -1,11 +1,11 @@
-"""Low-rank solutions of the DUFM and the DNC / low-rank classifier (spec §5).
+"""Low-rank solutions of the DUFM and the DNC / low-rank classifier (theory §5).
 
 The follow-up paper (arXiv 2405.14468) shows that for K > 2 classes and L >= 3 layers deep
 neural collapse is no longer optimal: a *strongly regular graph* (SRG) construction of lower
 rank beats it. This module builds that construction explicitly, computes its loss, and labels
 trained solutions as "DNC" or "low-rank (rank r)".
 
-**The SRG construction** (spec §5 "Reconstruction"; the paper's exact matrices are not
+**The SRG construction** (theory §5 "Reconstruction"; the paper's exact matrices are not
 available, so this is our derivation). K = r(r-1)/2 classes are the edges of the complete graph
 K_r; ``B`` in {0,1}^{r x K} is its vertex-edge incidence matrix (:func:`incidence_matrix`,
 edges in lexicographic order, r - 1 ones per row). With ``J`` an all-ones matrix and ``P_l``
@@ -24,7 +24,7 @@ With t = (a, s_1, .., s_L) and the norm constants ||H_1||^2 = 2nK a^2, ||W_l||^2
 (l = 1..L-2), ||W_{L-1}||^2 = (K r / 4) s_{L-1}^2 and ||W_L||^2 = K s_L^2, i.e.
 ``kappa = (2nK, r, .., r, Kr/4, K)``, the loss is
 ``1/2 (1-q)^2 + sum_i (lambda_i kappa_i / 2) t_i^2``. Minimising over the scales at fixed q
-(AM-GM, as in spec §2.2) makes every block equal and leaves
+(AM-GM, as in theory §2.2) makes every block equal and leaves
 ``phi_L(q; C)`` with ``C = (prod_i lambda_i kappa_i)^{1/(L+1)}``: the DNC formula with c
 replaced by C (for DNC, kappa = (nK, K, .., K)). The remaining 1-D problem over q is solved
 by :func:`dnc_interactive.theory.solve_q`. So ``L_SRG = min_q phi_L(q; C)`` exactly
@@ -36,18 +36,18 @@ combination that commutes with the symmetries of K_r (vertex permutations):
 ``M_1 = x_1 B + y_1 J``, ``W_l = u_l I + v_l J`` (l = 1..L-2), ``W_{L-1} = w_1 B^T + w_2 J``,
 ``W_L = z_0 I + z_1 A_1 + z_2 A_2`` (A_1: edges sharing a vertex, A_2: disjoint edges), and the
 2L + 3 scalars are optimised numerically (from the canonical point and perturbed
-starts; BFGS) with the true ReLU objective of spec §1.2 evaluated on the class means. It is never
+starts; BFGS) with the true ReLU objective of theory §1.2 evaluated on the class means. It is never
 worse than the canonical construction and measurably better (e.g. K = 10, L = 4,
 lambda = 0.004, n = 5: 0.8830 L_DNC against 0.9113).
 
-**Classifier** (:func:`classify`): numerical ranks (sigma_i > rtol sigma_max, spec §3) of the
-class means. Decision, justified by spec §2.3: at a DNC solution M_l (post-ReLU, l >= 2) and
+**Classifier** (:func:`classify`): numerical ranks (sigma_i > rtol sigma_max, theory §3) of the
+class means. Decision, justified by theory §2.3: at a DNC solution M_l (post-ReLU, l >= 2) and
 M~_l (pre-ReLU, l >= 3) are orthogonal frames, rank K exactly, while H_1 and M~_2 = W_1 M_1
 are *not* unique and may be rank-deficient at the optimum (K = 2: antipodal H_1 means have
 rank 1; any Gram with non-positive off-diagonals is optimal, e.g. the simplex ETF of rank
 K - 1). So layers 1 and 2 pre-ReLU are reported but not used. A solution is "DNC" when every
 used layer has rank K, "low-rank (rank r)" when some has rank r < K (r the smallest), and
-"trivial" when the last layer's class means vanish (the q = 0 optimum of spec §2.2).
+"trivial" when the last layer's class means vanish (the q = 0 optimum of theory §2.2).
 
 Layering: imports config, model, metrics and theory only.
 """
@@ -93,7 +93,7 @@ def srg_r(num_classes: int) -> int | None:
 
 
 def incidence_matrix(r: int) -> Tensor:
-    """Vertex-edge incidence matrix B in {0,1}^{r x K} of K_r, K = r(r-1)/2 (spec §5).
+    """Vertex-edge incidence matrix B in {0,1}^{r x K} of K_r, K = r(r-1)/2 (theory §5).
 
     Columns are the edges (i, j), i < j, in lexicographic order; each column has two ones and
     each row r - 1 ones. float64.
@@ -119,7 +119,7 @@ def _edge_graphs(B: Tensor) -> tuple[Tensor, Tensor]:
 # ====================================================================== the canonical SRG loss
 @dataclass(frozen=True)
 class SRGResult:
-    """Loss of an SRG construction for one configuration (spec §5).
+    """Loss of an SRG construction for one configuration (theory §5).
 
     Attributes:
         r, K, L: graph size, classes, depth.
@@ -156,7 +156,7 @@ def _check_config(config: DUFMConfig, r: int | None, need_widths: bool) -> int:
     if not isinstance(config, DUFMConfig):
         raise ValueError(f"config={config!r} is not valid: expected a DUFMConfig")
     if config.loss != "mse":
-        raise ValueError(f"loss={config.loss!r} is not valid here: expected 'mse' (spec §5)")
+        raise ValueError(f"loss={config.loss!r} is not valid here: expected 'mse' (theory §5)")
     if config.activation != "relu":
         raise ValueError(
             f"activation={config.activation!r} is not valid here: expected 'relu' (the SRG"
@@ -304,7 +304,7 @@ def srg_symmetric_matrices(
 def _mean_objective(
     M1: Tensor, Ws: Sequence[Tensor], n: int, lams: Sequence[float]
 ) -> tuple[Tensor, list[Tensor]]:
-    """(fit, reg terms) of spec §1.2 for DNC1 features (H_1 = M_1 ⊗ 1_n^T, balanced)."""
+    """(fit, reg terms) of theory §1.2 for DNC1 features (H_1 = M_1 ⊗ 1_n^T, balanced)."""
     K = M1.shape[1]
     X = M1
     for W in Ws[:-1]:
@@ -384,10 +384,10 @@ def srg_optimize(
     seed: int = 0,
     max_iter: int = 400,
 ) -> tuple[SRGResult, tuple[Tensor, list[Tensor]]]:
-    """Best member of the S_r-symmetric SRG family found by BFGS (spec §5).
+    """Best member of the S_r-symmetric SRG family found by BFGS (theory §5).
 
     What is optimised: the 2L + 3 scalars of :func:`srg_symmetric_matrices` (module
-    docstring), on the exact ReLU objective of spec §1.2 with DNC1 features, by BFGS with
+    docstring), on the exact ReLU objective of theory §1.2 with DNC1 features, by BFGS with
     backtracking (``max_iter`` iterations per start) from the canonical construction and
     ``starts - 1`` perturbed copies of it (multiplicative noise 30 %, seeded). The result is
     never above :func:`srg_loss` and is an upper bound on the best symmetric SRG-type
@@ -450,7 +450,7 @@ def compare_srg_dnc(
 
     Columns r, K, depth, lambda, samples_per_class, dnc_loss, srg_loss (canonical),
     srg_ratio, and with ``optimize`` srg_sym_loss / srg_sym_ratio (:func:`srg_optimize`).
-    The paper's values are unknown to the spec (§5); these are our constructions.
+    The paper's values are not known here (theory §5); these are our constructions.
     """
     rows = []
     for r in rs:
@@ -487,7 +487,7 @@ def compare_srg_dnc(
 # ====================================================================== classifier
 @dataclass(frozen=True)
 class Verdict:
-    """Label of a solution (spec §5): "DNC", "low-rank (rank r)" or "trivial".
+    """Label of a solution (theory §5): "DNC", "low-rank (rank r)" or "trivial".
 
     ``rank`` is K for DNC, r for low-rank and 0 for trivial; ``ranks_pre`` / ``ranks_post``
     are the numerical ranks of M~_l / M_l for l = 1..L; ``min_rank_pre`` the smallest
@@ -519,12 +519,12 @@ def classify(
     rtol: float = metrics.RANK_RTOL,
     zero_tol: float = 1e-8,
 ) -> Verdict:
-    """Label a solution "DNC", "low-rank (rank r)" or "trivial" (spec §5; rule in the module
+    """Label a solution "DNC", "low-rank (rank r)" or "trivial" (theory §5; rule in the module
     docstring).
 
     Give either a trained :class:`DUFM` or the class-mean matrices ``pre`` = [M~_1..M~_L] and
     ``post`` = [M_1..M_L] (each d_l x K; M~_1 = M_1 is H_1's). Numerical rank:
-    #{sigma_i > rtol sigma_max} (spec §3). "trivial" when the largest singular value of M_L
+    #{sigma_i > rtol sigma_max} (theory §3). "trivial" when the largest singular value of M_L
     is at most ``zero_tol``.
     """
     if model is not None:

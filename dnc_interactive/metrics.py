@@ -1,4 +1,4 @@
-"""Deep neural collapse metrics (spec §3), one function per metric, plus a streaming accumulator.
+"""Deep neural collapse metrics (theory §3), one function per metric, plus a streaming accumulator.
 
 Conventions (one vocabulary across the package):
 
@@ -7,13 +7,13 @@ Conventions (one vocabulary across the package):
   matrix and ``W`` a layer's weight matrix (d_out, d_in).
 * Every computation runs in float64, whatever the input dtype; scalar metrics return Python
   floats.
-* Class means and the global mean (spec §3)::
+* Class means and the global mean (theory §3)::
 
       mu_c = (1/n_c) sum_{i: y_i = c} x_i,        mu_G = (1/K) sum_c mu_c
 
   mu_G is the mean of the class means (not the sample mean; they agree for balanced data), and
   ``Mbar = M - mu_G 1^T`` is the centred mean matrix.
-* Scatter matrices (spec §3), with N the total number of samples::
+* Scatter matrices (theory §3), with N the total number of samples::
 
       Sigma_W = (1/N) sum_c sum_{i: y_i = c} (x_i - mu_c)(x_i - mu_c)^T
       Sigma_B = (1/K) sum_c (mu_c - mu_G)(mu_c - mu_G)^T = (1/K) Mbar Mbar^T
@@ -224,7 +224,7 @@ def _one_shot_cores(X: Tensor, y: Tensor, num_classes: int | None, rcond: float)
 
 # ====================================================================== one-shot metrics
 def class_means(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
-    """Class-mean matrix M = [mu_0, ..., mu_{K-1}] in float64, shape (d, K) (spec §3).
+    """Class-mean matrix M = [mu_0, ..., mu_{K-1}] in float64, shape (d, K) (theory §3).
 
     ``mu_c = (1/n_c) sum_{i: y_i = c} x_i``; classes may have different sizes. K is
     ``num_classes`` or ``max(y) + 1``. A class with no sample raises ``ValueError``.
@@ -235,9 +235,9 @@ def class_means(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
 
 
 def nc1(X: Tensor, y: Tensor, rcond: float = NC1_RCOND, num_classes: int | None = None) -> float:
-    """NC1 = tr(Sigma_W Sigma_B^+) / K (spec §3, NC1/DNC1; the definition of [S7], [S8]).
+    """NC1 = tr(Sigma_W Sigma_B^+) / K (theory §3, NC1/DNC1; the definition of [S7], [S8]).
 
-    The pseudo-inverse has a *relative* cut-off (spec §3, practical note): an eigenvalue of
+    The pseudo-inverse has a *relative* cut-off (theory §3, practical note): an eigenvalue of
     Sigma_B is kept iff it is larger than ``rcond`` times the largest eigenvalue of Sigma_B (the
     convention of ``numpy.linalg.pinv(Sigma_B, rcond)``). Since Sigma_B = (1/K) Mbar Mbar^T, its
     eigenvalues are s_i^2 / K for the singular values s_i of Mbar: direction i is kept iff
@@ -251,7 +251,7 @@ def nc1(X: Tensor, y: Tensor, rcond: float = NC1_RCOND, num_classes: int | None 
 
 
 def nc1_trace(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
-    """NC1' = tr(Sigma_W) / tr(Sigma_B) (spec §3, the robust NC1 alternative).
+    """NC1' = tr(Sigma_W) / tr(Sigma_B) (theory §3, the robust NC1 alternative).
 
     ``tr(Sigma_W) = ||X - M[:, y]||_F^2 / N`` and ``tr(Sigma_B) = ||Mbar||_F^2 / K``. Returns
     ``nan`` when tr(Sigma_B) = 0 (all class means equal).
@@ -260,7 +260,7 @@ def nc1_trace(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
 
 
 def nc2_orthogonal(M: Tensor) -> float:
-    """NC2 orthogonal-frame error ``|| M^T M/||M^T M||_F - I_K/sqrt(K) ||_F`` (spec §3, NC2).
+    """NC2 orthogonal-frame error ``|| M^T M/||M^T M||_F - I_K/sqrt(K) ||_F`` (theory §3, NC2).
 
     Uncentred (bias-free MSE, [S7] ``compute_NC2_Identity``): 0 iff the class means are
     orthogonal with equal norms. ``nan`` for M = 0.
@@ -269,7 +269,7 @@ def nc2_orthogonal(M: Tensor) -> float:
 
 
 def nc2_etf(M: Tensor) -> float:
-    """NC2 simplex-ETF error (spec §3, NC2; [S7], [S8]).
+    """NC2 simplex-ETF error (theory §3, NC2; [S7], [S8]).
 
     ``|| Mbar^T Mbar/||Mbar^T Mbar||_F - (I_K - 1 1^T/K)/sqrt(K-1) ||_F`` with
     ``Mbar = M - mu_G 1^T`` and mu_G the mean of the columns. 0 iff the centred means form a
@@ -282,7 +282,7 @@ def nc2_etf(M: Tensor) -> float:
 
 
 def equinorm(M: Tensor) -> float:
-    """Equinorm error ``std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G||`` (spec §3, NC2).
+    """Equinorm error ``std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G||`` (theory §3, NC2).
 
     Papyan's ``norm_M_CoV`` [S9]. The standard deviation is the *population* one
     (``correction=0``, i.e. ``unbiased=False``: divide by K, not K - 1), so K equal-spread
@@ -292,7 +292,7 @@ def equinorm(M: Tensor) -> float:
 
 
 def coherence(M: Tensor) -> float:
-    """Coherence error ``mean_{c != c'} |cos(mu_c - mu_G, mu_c' - mu_G) + 1/(K-1)|`` (spec §3).
+    """Coherence error ``mean_{c != c'} |cos(mu_c - mu_G, mu_c' - mu_G) + 1/(K-1)|`` (theory §3).
 
     Papyan's ``cos_M`` [S9]: 0 for a simplex ETF. ``nan`` when a centred mean is 0.
     """
@@ -304,7 +304,7 @@ def coherence(M: Tensor) -> float:
 
 
 def nc3_self_duality(W: Tensor, M: Tensor) -> float:
-    """NC3 self-duality error ``|| W/||W||_F - M^T/||M||_F ||_F`` (spec §3, NC3; [S7]).
+    """NC3 self-duality error ``|| W/||W||_F - M^T/||M||_F ||_F`` (theory §3, NC3; [S7]).
 
     ``W`` is the last layer W_L (K, d) and ``M`` the (d, K) post-activation class means of its
     input H_L; uncentred (bias-free). ``nan`` if W or M is 0.
@@ -316,7 +316,7 @@ def nc3_self_duality(W: Tensor, M: Tensor) -> float:
 
 
 def dnc3_subspace(W: Tensor, M: Tensor, rcond: float = NC1_RCOND) -> float:
-    """DNC3 subspace error ``|| W (I - P_M) ||_F / ||W||_F`` (spec §3, NC3/DNC3; [S6]).
+    """DNC3 subspace error ``|| W (I - P_M) ||_F / ||W||_F`` (theory §3, NC3/DNC3; [S6]).
 
     ``W`` is (d_out, d), ``M`` the (d, K) class means of W's input, P_M the orthogonal projector
     onto span(M) built from the left singular vectors of M whose singular value exceeds
@@ -331,7 +331,7 @@ def dnc3_subspace(W: Tensor, M: Tensor, rcond: float = NC1_RCOND) -> float:
 
 
 def nc4_ncc_mismatch(X: Tensor, y: Tensor, W: Tensor, num_classes: int | None = None) -> float:
-    """NC4: fraction of samples with ``argmax_c (W x)_c != argmin_c ||x - mu_c||`` (spec §3).
+    """NC4: fraction of samples with ``argmax_c (W x)_c != argmin_c ||x - mu_c||`` (theory §3).
 
     Papyan's ``NCC_mismatch`` [S9]; the means are computed from ``X`` and ``y``. Ties go to
     the lowest class index on both sides.
@@ -345,7 +345,7 @@ def nc4_ncc_mismatch(X: Tensor, y: Tensor, W: Tensor, num_classes: int | None = 
 
 
 def singular_values(M: Tensor) -> Tensor:
-    """Singular values of M divided by the largest, descending, float64 (spec §3, rank).
+    """Singular values of M divided by the largest, descending, float64 (theory §3, rank).
 
     A zero matrix gives all zeros.
     """
@@ -354,7 +354,7 @@ def singular_values(M: Tensor) -> Tensor:
 
 
 def rank(M: Tensor, rtol: float = RANK_RTOL) -> int:
-    """Numerical rank ``#{sigma_i > rtol * sigma_max}`` (spec §3; the follow-up's [S5]).
+    """Numerical rank ``#{sigma_i > rtol * sigma_max}`` (theory §3; the follow-up's [S5]).
 
     0 for a zero matrix.
     """
@@ -363,7 +363,7 @@ def rank(M: Tensor, rtol: float = RANK_RTOL) -> int:
 
 
 def gram(M: Tensor) -> Tensor:
-    """Normalised Gram matrix ``M^T M / ||M^T M||_F`` (K x K, float64; spec §3, NC2 heat-map).
+    """Normalised Gram matrix ``M^T M / ||M^T M||_F`` (K x K, float64; theory §3, NC2 heat-map).
 
     All zeros for M = 0.
     """
@@ -514,7 +514,7 @@ def _stack_padded(mats: list[Tensor], cols: int = 0) -> Tensor:
 def layer_metric_rows(
     model: DUFM, features: Features | None = None
 ) -> list[tuple[int, str, str, float]]:
-    """Per-layer DNC metrics as tidy ``(layer, kind, metric, value)`` rows (spec §3).
+    """Per-layer DNC metrics as tidy ``(layer, kind, metric, value)`` rows (theory §3).
 
     Schema (a contract with the trainer's history and the charts):
 
@@ -584,7 +584,7 @@ def layer_metric_rows(
 
 
 def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
-    """Per-layer DNC summary as a DataFrame (spec §3).
+    """Per-layer DNC summary as a DataFrame (theory §3).
 
     One row per layer (``kind="pre"`` or ``"post"``) or per layer x kind (``kind="both"``),
     with columns ``layer`` (1..L), ``kind``, nc1, nc1_trace, nc2_orth, nc2_etf, equinorm,
@@ -617,7 +617,7 @@ def _all_sets(model: DUFM, features: Features) -> list[tuple[int, str, Tensor]]:
 
 
 def gram_frame(model: DUFM, features: Features | None = None) -> pd.DataFrame:
-    """Normalised Gram matrices of the class means, tidy (spec §3 NC2 heat-map, §7.4).
+    """Normalised Gram matrices of the class means, tidy (theory §3 NC2 heat-map, §7.4).
 
     Columns layer, kind, row, col, value: :func:`gram` of M~_l ("pre") and M_l ("post") for
     l = 1..L and of the output class means (layer L+1, kind "output").
@@ -718,7 +718,7 @@ def projection_frame(
 
 
 def singular_value_frame(model: DUFM, features: Features | None = None) -> pd.DataFrame:
-    """Singular values of the (uncentred) class-mean matrices, tidy (spec §3, rank; [S5]).
+    """Singular values of the (uncentred) class-mean matrices, tidy (theory §3, rank; [S5]).
 
     Columns layer, kind, index (1-based: index 1 is sigma_max), value (sigma_i / sigma_max, 0
     for a zero matrix) and raw (sigma_i), for M~_l ("pre"), M_l ("post"), l = 1..L, and the
@@ -745,7 +745,7 @@ def singular_value_frame(model: DUFM, features: Features | None = None) -> pd.Da
 
 
 def output_scale_frame(model: DUFM, features: Features | None = None) -> pd.DataFrame:
-    """Per-class output scale q_k = mean_{i: y_i = k} Z[k, i] (spec §2.2, §6), tidy.
+    """Per-class output scale q_k = mean_{i: y_i = k} Z[k, i] (theory §2.2, §6), tidy.
 
     Columns label (k), n (n_k) and q (q_k).
     """

@@ -1,4 +1,4 @@
-"""The L-layer deep unconstrained features model, L-DUFM (spec §1.2).
+"""The L-layer deep unconstrained features model, L-DUFM (theory §1.2).
 
 Notation (one vocabulary across the package):
 
@@ -9,7 +9,7 @@ Notation (one vocabulary across the package):
   so H~_1 = H_1 = H1.
 * output Z = W_L H_L in R^{K x N} and one-hot targets Y = [e_{y_1}, ..., e_{y_N}].
 
-The objective (spec §1.2), with N = sum_k n_k::
+The objective (theory §1.2), with N = sum_k n_k::
 
     L(H1, W_1..W_L) = 1/(2N) ||Z - Y||_F^2                       (fit, loss="mse")
                     + sum_l (lambda_{W_l}/2) ||W_l||_F^2 + (lambda_H/2) ||H1||_F^2   (reg)
@@ -68,7 +68,7 @@ def _activation(name: str):
 
 
 class DUFM(nn.Module):
-    """The L-DUFM of spec §1.2 for one :class:`~dnc_interactive.config.DUFMConfig`.
+    """The L-DUFM of theory §1.2 for one :class:`~dnc_interactive.config.DUFMConfig`.
 
     Initialisation (seeded by ``config.seed``): H1 ~ N(0, init_scale^2), hidden weights
     W_l ~ N(0, 2/d_l) (He), last layer W_L ~ N(0, 1/d_L).
@@ -116,7 +116,7 @@ class DUFM(nn.Module):
         return Features(pre=pre, post=post, output=self.W[-1] @ H)
 
     def loss(self, features: Features | None = None) -> LossTerms:
-        """Fit and regularization terms of spec §1.2 (autograd-friendly)."""
+        """Fit and regularization terms of theory §1.2 (autograd-friendly)."""
         cfg = self.config
         Z = (features or self.forward()).output
         if cfg.loss == "mse":

@@ -1,8 +1,8 @@
 """Sweeps over many DUFM configurations: batched training, executors, resumable results.
 
-Researchers explore the DUFM (spec §1.2) by sweeping: depth x lambda phase diagrams, the
+Researchers explore the DUFM (theory §1.2) by sweeping: depth x lambda phase diagrams, the
 probability that gradient descent finds deep neural collapse as the width grows, the loss ratio
-of low-rank solutions to DNC as K grows (spec §5). This module makes such sweeps cheap:
+of low-rank solutions to DNC as K grows (theory §5). This module makes such sweeps cheap:
 
 * :class:`BatchedTrainer` trains B configurations *of the same shape* (K, n_k, L, widths,
   activation, loss, dtype, device, optimizer) as one batched tensor program: parameters are
@@ -22,8 +22,8 @@ of low-rank solutions to DNC as K grows (spec §5). This module makes such sweep
   shape into chunks, runs the chunks locally or on any :class:`concurrent.futures.Executor`
   (a process pool, or Dask's ``Client.get_executor()``), and returns one tidy DataFrame: one
   row per configuration with its parameters, ``final_loss``, ``optimal_loss`` (the DNC optimum
-  L* of spec §2.2 / §6), ``relative_gap``, final metrics (spec §3) and the DNC / low-rank label
-  of :func:`dnc_interactive.lowrank.classify` (spec §5). With ``out=`` every finished chunk is
+  L* of theory §2.2 / §6), ``relative_gap``, final metrics (theory §3) and the DNC / low-rank label
+  of :func:`dnc_interactive.lowrank.classify` (theory §5). With ``out=`` every finished chunk is
   written to a Parquet (or CSV) file, and a rerun skips the configurations already there
   (keyed by :func:`config_key`), so an interrupted sweep loses at most the chunks in flight.
 
@@ -457,7 +457,7 @@ class BatchedTrainer:
 
 # ====================================================================== one chunk -> rows
 def _final_metrics(model: DUFM) -> dict[str, Any]:
-    """Final metrics of one trained model (spec §3) and its DNC / low-rank label (spec §5)."""
+    """Final metrics of one trained model (theory §3) and its DNC / low-rank label (theory §5)."""
     cfg = model.config
     rows = metrics.layer_metric_rows(model)
     get: dict[tuple[int, str, str], float] = {(l, k, m): v for l, k, m, v in rows}
@@ -497,7 +497,7 @@ def run_batch(
     threads for the duration (restored afterwards); None keeps the current setting. With
     ``polish > 0`` each configuration that did not diverge gets an L-BFGS phase of that many
     iterations after gradient descent (:meth:`Trainer.polish`, one configuration at a time),
-    as in the follow-up's protocol (spec §5: GD, then L-BFGS).
+    as in the follow-up's protocol (theory §5: GD, then L-BFGS).
     """
     old = torch.get_num_threads()
     if threads is not None and threads != old:
@@ -797,12 +797,12 @@ def sweep(
         One row per configuration, in grid order: the DUFMConfig fields, the Recipe fields,
         ``lambda`` (lambda_H when all lambdas are equal, else NaN), ``steps``, ``polish``,
         ``gd_loss`` (after gradient descent), ``final_loss`` (after the polish, if any),
-        ``fit``, ``reg``, ``optimal_loss`` (L* of the DNC family, spec §2.2 / §6),
+        ``fit``, ``reg``, ``optimal_loss`` (L* of the DNC family, theory §2.2 / §6),
         ``relative_gap``, ``loss_ratio`` (final / optimal), ``status``, ``retries``,
         ``final_lr``, ``nc1`` (largest NC1' = tr Σ_W / tr Σ_B over layers 2..L), ``nc2_orth``
         and ``nc3`` (last layer), ``q_mean`` (mean output scale), ``label`` / ``is_dnc`` /
         ``rank`` / ``min_rank_pre`` / ``rank_pre`` / ``rank_post`` (from
-        :func:`dnc_interactive.lowrank.classify`, spec §5), ``dnc_optimality``, ``seconds``
+        :func:`dnc_interactive.lowrank.classify`, theory §5), ``dnc_optimality``, ``seconds``
         (training time per configuration, shared evenly in a batch), ``key`` and
         ``config_json``.
 
@@ -923,7 +923,7 @@ def _worker_count(executor: Executor) -> int:
 
 # ====================================================================== summaries
 def dnc_probability(frame: pd.DataFrame, by: str | Sequence[str] = "width") -> pd.DataFrame:
-    """Fraction of runs that ended DNC, per group (spec §5, follow-up Fig. 3 right).
+    """Fraction of runs that ended DNC, per group (theory §5, follow-up Fig. 3 right).
 
     Returns columns ``*by``, ``runs``, ``dnc`` (count), ``p_dnc`` and a 95 % Wilson interval
     ``p_low`` / ``p_high``. Diverged runs are left out.
@@ -945,7 +945,7 @@ def dnc_probability(frame: pd.DataFrame, by: str | Sequence[str] = "width") -> p
 
 
 def rank_summary(frame: pd.DataFrame, by: str | Sequence[str] = "lambda") -> pd.DataFrame:
-    """Mean, min and max of the solution rank per group (spec §5, follow-up Fig. 3 middle).
+    """Mean, min and max of the solution rank per group (theory §5, follow-up Fig. 3 middle).
 
     ``rank`` is K for DNC solutions and r for low-rank ones (:func:`lowrank.classify`).
     Returns columns ``*by``, ``runs``, ``rank_mean``, ``rank_min``, ``rank_max``,
@@ -978,7 +978,7 @@ def theory_frame(
 ) -> pd.DataFrame:
     """The theory's prediction for every configuration of a grid, one tidy row each.
 
-    Columns: the config fields, ``lambda``, ``optimal_loss`` (L_DNC, spec §2.2 / §6),
+    Columns: the config fields, ``lambda``, ``optimal_loss`` (L_DNC, theory §2.2 / §6),
     ``q_star`` (mean optimal output scale), ``critical_scale`` and, when K = r(r-1)/2 and
     ``srg`` is true, ``srg_loss`` (the canonical SRG construction's loss,
     :func:`lowrank.srg_loss`) and ``srg_ratio`` = srg_loss / optimal_loss; ``predicted`` is

@@ -1,31 +1,31 @@
-"""Closed-form optimum of the deep unconstrained features model (spec §2.2, §2.3, §6).
+"""Closed-form optimum of the deep unconstrained features model (theory §2.2, §2.3, §6).
 
-The L-DUFM objective of spec §1.2 (MSE fit, no biases, L weight matrices, ReLU between them)
+The L-DUFM objective of theory §1.2 (MSE fit, no biases, L weight matrices, ReLU between them)
 has, within the deep-neural-collapse (DNC) family, a closed-form optimum. Classes decouple
-(spec §6): class k with n_k samples ends at an output class mean q_k e_k, and everything
+(theory §6): class k with n_k samples ends at an output class mean q_k e_k, and everything
 follows from one scalar problem per class. The symbols, each defined once here:
 
 * ``N = sum_k n_k``: the number of samples.
 * ``Lambda = lambda_H * prod_l lambda_{W_l}``: the single effective regularisation constant
-  (spec §2.2); only this product matters.
-* ``c_k = N (Lambda / n_k^L)^{1/(L+1)}``: the effective constant of class k (spec §6); for
-  balanced data (n_k = n, N = K n) it is ``c = K (n Lambda)^{1/(L+1)}`` (spec §2.2).
+  (theory §2.2); only this product matters.
+* ``c_k = N (Lambda / n_k^L)^{1/(L+1)}``: the effective constant of class k (theory §6); for
+  balanced data (n_k = n, N = K n) it is ``c = K (n Lambda)^{1/(L+1)}`` (theory §2.2).
 * ``phi_L(q; c) = 1/2 (1 - q)^2 + ((L+1)/2) c q^{2/(L+1)}``: the total loss of one class,
-  per unit of its weight n_k/N, when its output scale is q (spec §2.2). The first term is the
+  per unit of its weight n_k/N, when its output scale is q (theory §2.2). The first term is the
   fit, the second the smallest regulariser (by AM-GM over the L+1 blocks) that yields scale q.
 * ``q_k = argmin_{q in [0,1]} phi_L(q; c_k)``: the optimal output scale; stationary points
-  satisfy ``(1 - q) q^{(L-1)/(L+1)} = c`` (spec §2.2).
+  satisfy ``(1 - q) q^{(L-1)/(L+1)} = c`` (theory §2.2).
 * ``c*_L = (1/L) ((L-1)/L)^{(L-1)/(L+1)}``: the threshold; for L >= 2 the non-zero root is the
   global minimiser iff ``c < c*_L``, and at ``c = c*_L`` it equals ``(L-1)/L`` and ties with
   q = 0 (phi = 1/2 at both). For L = 1, ``q* = max(0, 1 - c)`` (continuous transition).
-* ``L* = sum_k (n_k/N) phi_L(q_k; c_k)``: the optimal loss (spec §2.2, §6).
-* ``tau_k = c_k q_k^{2/(L+1)}``: the block value of spec §2.2 generalised per class; for
+* ``L* = sum_k (n_k/N) phi_L(q_k; c_k)``: the optimal loss (theory §2.2, §6).
+* ``tau_k = c_k q_k^{2/(L+1)}``: the block value of theory §2.2 generalised per class; for
   balanced data every block has ``lambda ||.||_F^2 = tau`` (balancedness). In general every
   block has ``lambda ||.||_F^2 = sum_k (n_k/N) tau_k`` (:attr:`Optimum.block_value`).
-* ``a_k``, ``s_{l,k}``, ``b_{l,k}``: norms of the explicit optimum of spec §2.3, see
+* ``a_k``, ``s_{l,k}``, ``b_{l,k}``: norms of the explicit optimum of theory §2.3, see
   :class:`Optimum`.
 
-Which optimum this is (spec §2.1, §2.4, §5; see :func:`dnc_optimality`): the global optimum
+Which optimum this is (theory §2.1, §2.4, §5; see :func:`dnc_optimality`): the global optimum
 of the linear DUFM (any K, also L = 1, which has no ReLU); proven global for the ReLU DUFM with
 K = 2; for K > 2 and L >= 3 only the best DNC-type solution (low-rank solutions may be lower);
 for K > 2 and L = 2 unverified. None of it applies to ``loss="ce"``: the functions that take a
@@ -49,9 +49,9 @@ from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DTYPES
 
 OPTIMALITY_PROVEN = "proven (K=2)"
-OPTIMALITY_K2_IMBALANCED = "checked numerically (K=2, imbalanced, spec §6)"
+OPTIMALITY_K2_IMBALANCED = "checked numerically (K=2, imbalanced, theory §6)"
 OPTIMALITY_LINEAR = "global optimum (linear)"
-OPTIMALITY_DNC_ONLY = "DNC family only (K>2, L>=3: low-rank solutions may be lower, spec §5)"
+OPTIMALITY_DNC_ONLY = "DNC family only (K>2, L>=3: low-rank solutions may be lower, theory §5)"
 OPTIMALITY_UNVERIFIED = "unverified"
 OPTIMALITY_NOT_APPLICABLE = "not applicable (loss='ce')"
 
@@ -115,12 +115,12 @@ def _check_array(value: object, name: str, low: float, high: float, allowed: str
 
 # ---------------------------------------------------------------------- scalar problem
 def c_star(L: int) -> float:
-    """The threshold c*_L = (1/L) ((L-1)/L)^{(L-1)/(L+1)} of spec §2.2 (c*_1 = 1).
+    """The threshold c*_L = (1/L) ((L-1)/L)^{(L-1)/(L+1)} of theory §2.2 (c*_1 = 1).
 
     For L >= 2 the non-zero output scale is the global minimiser of phi_L(.; c) iff
     c < c*_L; at c = c*_L the non-zero minimiser is q = (L-1)/L and phi = 1/2 there, a tie with
     the trivial solution q = 0 (derivation: phi(q) = 1/2 and phi'(q) = 0 together give
-    q = (L-1)/L). Values: spec §7.1.
+    q = (L-1)/L). Values: theory §7.1.
     """
     L = _check_depth(L)
     if L == 1:
@@ -129,7 +129,7 @@ def c_star(L: int) -> float:
 
 
 def phi(q: float | np.ndarray, c: float | np.ndarray, L: int) -> float | np.ndarray:
-    """phi_L(q; c) = 1/2 (1 - q)^2 + ((L+1)/2) c q^{2/(L+1)} (spec §2.2).
+    """phi_L(q; c) = 1/2 (1 - q)^2 + ((L+1)/2) c q^{2/(L+1)} (theory §2.2).
 
     The total loss of the DNC-family solution with output scale q (per unit class weight):
     fit 1/2 (1-q)^2 plus the minimal regulariser ((L+1)/2) c q^{2/(L+1)}. ``q`` in [0, 1] and
@@ -172,7 +172,7 @@ def _solve_r(c: float, L: int) -> float:
 
 
 def solve_q(c: float, L: int) -> float:
-    """The global minimiser q* in [0, 1] of phi_L(.; c) (spec §2.2).
+    """The global minimiser q* in [0, 1] of phi_L(.; c) (theory §2.2).
 
     * L = 1: ``q* = max(0, 1 - c)`` (continuous transition at c = 1).
     * L >= 2: the larger root of ``(1 - q) q^{(L-1)/(L+1)} = c`` when ``c < c*_L``, else 0.
@@ -182,7 +182,7 @@ def solve_q(c: float, L: int) -> float:
 
     Tie: at exactly ``c = c*_L`` (L >= 2) both q = (L-1)/L and q = 0 are global minimisers;
     this function returns **0** (the non-zero branch is returned only for c < c*_L, matching
-    spec §2.2's "globally optimal iff c < c*_L"). ``c = 0`` gives q* = 1.
+    theory §2.2's "globally optimal iff c < c*_L"). ``c = 0`` gives q* = 1.
     """
     L = _check_depth(L)
     c = _check_c(c)
@@ -205,7 +205,7 @@ def _log_Lambda(config: DUFMConfig) -> float:
 
 
 def Lambda(config: DUFMConfig) -> float:
-    """Lambda = lambda_H * prod_{l=1}^{L} lambda_{W_l} (spec §2.2); 0 if any lambda is 0."""
+    """Lambda = lambda_H * prod_{l=1}^{L} lambda_{W_l} (theory §2.2); 0 if any lambda is 0."""
     out = config.lambda_H
     for lam in config.lambda_Ws:
         out *= lam
@@ -213,9 +213,9 @@ def Lambda(config: DUFMConfig) -> float:
 
 
 def effective_c(config: DUFMConfig) -> tuple[float, ...]:
-    """Per-class constants c_k = N (Lambda / n_k^L)^{1/(L+1)} (spec §6).
+    """Per-class constants c_k = N (Lambda / n_k^L)^{1/(L+1)} (theory §6).
 
-    For balanced data this is K (n Lambda)^{1/(L+1)} for every class (spec §2.2). Computed in
+    For balanced data this is K (n Lambda)^{1/(L+1)} for every class (theory §2.2). Computed in
     log space, so tiny products Lambda do not underflow. A property of the lambdas and the
     n_k only, so it is returned for ``loss="ce"`` too.
     """
@@ -227,7 +227,7 @@ def effective_c(config: DUFMConfig) -> tuple[float, ...]:
 
 
 def optimal_q(config: DUFMConfig) -> tuple[float, ...]:
-    """Per-class optimal output scales q_k = argmin phi_L(.; c_k) (spec §6).
+    """Per-class optimal output scales q_k = argmin phi_L(.; c_k) (theory §6).
 
     At the optimum the class-k output mean is q_k e_k. ``math.nan`` for every class when
     ``config.loss == "ce"`` (the closed form is for the MSE loss only).
@@ -251,7 +251,7 @@ def _class_losses(c: tuple[float, ...], q: tuple[float, ...], L: int) -> tuple[f
 
 
 def optimal_loss(config: DUFMConfig) -> float:
-    """The optimal loss L* = sum_k (n_k/N) phi_L(q_k; c_k) (spec §2.2, §6).
+    """The optimal loss L* = sum_k (n_k/N) phi_L(q_k; c_k) (theory §2.2, §6).
 
     The global optimum for ``activation="linear"`` (any K) and for the ReLU DUFM with K = 2;
     for the ReLU DUFM with K > 2 the best DNC-type solution (see :func:`dnc_optimality`).
@@ -267,19 +267,19 @@ def optimal_loss(config: DUFMConfig) -> float:
 
 
 def dnc_optimality(config: DUFMConfig) -> str:
-    """How the closed-form L* relates to the true global optimum of ``config`` (spec §2, §5).
+    """How the closed-form L* relates to the true global optimum of ``config`` (theory §2, §5).
 
     Returns one of the module constants:
 
     * :data:`OPTIMALITY_LINEAR` ``"global optimum (linear)"``: ``activation="linear"``, or
-      L = 1 (no ReLU at all), any K (spec §2.4).
-    * :data:`OPTIMALITY_PROVEN` ``"proven (K=2)"``: ReLU, K = 2, balanced (spec §2.1).
+      L = 1 (no ReLU at all), any K (theory §2.4).
+    * :data:`OPTIMALITY_PROVEN` ``"proven (K=2)"``: ReLU, K = 2, balanced (theory §2.1).
     * :data:`OPTIMALITY_K2_IMBALANCED`: ReLU, K = 2, imbalanced (derived and checked by GD,
-      spec §6; the paper's theorem is for balanced classes).
-    * :data:`OPTIMALITY_UNVERIFIED` ``"unverified"``: ReLU, K > 2, L = 2 (spec §2.4: GD
+      theory §6; the paper's theorem is for balanced classes).
+    * :data:`OPTIMALITY_UNVERIFIED` ``"unverified"``: ReLU, K > 2, L = 2 (theory §2.4: GD
       agrees, no proof available).
     * :data:`OPTIMALITY_DNC_ONLY`: ReLU, K > 2, L >= 3: only the best DNC-type solution;
-      low-rank solutions may have lower loss (spec §5).
+      low-rank solutions may have lower loss (theory §5).
     * :data:`OPTIMALITY_NOT_APPLICABLE`: ``loss="ce"``.
 
     Widths are not considered here: the DNC construction needs d_l >= K in the layers
@@ -296,7 +296,7 @@ def dnc_optimality(config: DUFMConfig) -> str:
 
 # ---------------------------------------------------------------------- thresholds
 def critical_lambda(num_classes: int, samples_per_class: int, depth: int) -> float:
-    """lambda_crit = c*_L / (K n^{1/(L+1)}) with all lambdas equal (spec §2.2, §7.1).
+    """lambda_crit = c*_L / (K n^{1/(L+1)}) with all lambdas equal (theory §2.2, §7.1).
 
     With every lambda equal to lambda, c = K n^{1/(L+1)} lambda; the optimum is non-zero iff
     lambda < lambda_crit (balanced data, K = num_classes, n = samples_per_class, L = depth).
@@ -328,7 +328,7 @@ def critical_scale(config: DUFMConfig) -> float:
 
 def critical_lambda_of(config: DUFMConfig) -> float:
     """The common lambda (all lambda_H = lambda_{W_l} equal) at which ``config``'s smallest
-    class reaches the threshold c*_L, for its K, class sizes and depth (spec §6, §7.5).
+    class reaches the threshold c*_L, for its K, class sizes and depth (theory §6, §7.5).
 
     With all lambdas equal to lambda, c_k = N n_k^{-L/(L+1)} lambda, so
     ``lambda_crit = c*_L n_min^{L/(L+1)} / N``; for balanced data this is
@@ -342,7 +342,7 @@ def critical_lambda_of(config: DUFMConfig) -> float:
 
 
 def minority_collapse_threshold(config: DUFMConfig) -> float:
-    """Class size below which a class's optimal output collapses to 0 (spec §6).
+    """Class size below which a class's optimal output collapses to 0 (theory §6).
 
     ``n_k < (N / c*_L)^{(L+1)/L} Lambda^{1/L}`` is the same as c_k > c*_L. The total N is held
     fixed (changing one n_k alone would also change N, hence every c_k): this is the threshold
@@ -363,7 +363,7 @@ def near_threshold(config: DUFMConfig, margin: float = 0.1) -> bool:
     """True when some c_k is within relative distance ``margin`` of c*_L: |c_k/c*_L - 1| < margin.
 
     For L >= 2 this is where phi_L has two competing minima of nearly equal value (q = 0 and
-    q near (L-1)/L), so gradient descent may land in either (spec §4.1, §7.7): test the
+    q near (L-1)/L), so gradient descent may land in either (theory §4.1, §7.7): test the
     formula, not GD, there. For L = 1 the transition is continuous (no second minimum), but
     q_k is then near 0 and convergence is slow. Always False for ``loss="ce"``.
     """
@@ -406,7 +406,7 @@ def threshold_message(config: DUFMConfig, margin: float = 0.1) -> str | None:
             parts.append(
                 f"c_{k} = {c[k]:.6g} is within {abs(rel):.1%} of c*_{L} = {cs:.6g}: two competing"
                 f" minima (q = 0 and q near {(L - 1) / L:.3g}) have nearly equal loss, so"
-                " gradient descent may end in either (spec §4.1). Lambda x"
+                " gradient descent may end in either (theory §4.1). Lambda x"
                 f" {t:.4g} is the exact threshold."
             )
         else:
@@ -420,7 +420,7 @@ def threshold_message(config: DUFMConfig, margin: float = 0.1) -> str | None:
 # ---------------------------------------------------------------------- the full optimum
 @dataclass(frozen=True)
 class Optimum:
-    """The closed-form optimum of one config (spec §2.2, §2.3, §6). Per-class tuples are
+    """The closed-form optimum of one config (theory §2.2, §2.3, §6). Per-class tuples are
     indexed by class k = 0..K-1.
 
     Attributes:
@@ -432,16 +432,16 @@ class Optimum:
         loss: L* = sum_k (n_k/N) phi_L(q_k; c_k); ``fit`` + ``reg``.
         fit: sum_k n_k/(2N) (1 - q_k)^2.
         reg: (L+1)/2 * block_value, the total regulariser.
-        tau: per-class tau_k = c_k q_k^{2/(L+1)}; for balanced data this is the spec's tau,
-            the common value lambda_H ||H_1||^2 = lambda_{W_l} ||W_l||^2 (spec §2.2).
+        tau: per-class tau_k = c_k q_k^{2/(L+1)}; for balanced data this is the tau of theory §2.2,
+            the common value lambda_H ||H_1||^2 = lambda_{W_l} ||W_l||^2 (theory §2.2).
         block_value: lambda_H ||H_1||_F^2 = lambda_{W_l} ||W_l||_F^2 for every l, equal to
             sum_k (n_k/N) tau_k (balancedness across the L+1 blocks).
-        H1_mean_norms: a_k = ||mu_k^(1)|| = sqrt(tau_k / (lambda_H N)) (spec §2.3).
+        H1_mean_norms: a_k = ||mu_k^(1)|| = sqrt(tau_k / (lambda_H N)) (theory §2.3).
         singular_values: ``singular_values[l-1][k]`` = s_{l,k} = sqrt(n_k tau_k / (N
             lambda_{W_l})), the singular value of W_l in class k's direction (balanced:
-            s_l = sqrt(tau / (K lambda_{W_l})), spec §2.3). For W_1 this holds for the
+            s_l = sqrt(tau / (K lambda_{W_l})), theory §2.3). For W_1 this holds for the
             orthogonal-H_1 construction; other optimal H_1 give W_1 other singular values with
-            the same Frobenius norm (spec §2.3).
+            the same Frobenius norm (theory §2.3).
         post_mean_norms: ``post_mean_norms[l-2][k]`` = b_{l,k}, the post-ReLU class-mean norm
             of layer l = 2..L: b_2 = s_1 a, b_{l+1} = s_l b_l (empty for L = 1).
         zero_wins: per class, True when q_k = 0 (features, classifier row and output of the
@@ -514,7 +514,7 @@ def _common(rows: tuple[tuple[float, ...], ...]) -> tuple[float, ...] | None:
 def _scales(
     config: DUFMConfig, c: tuple[float, ...], q: tuple[float, ...]
 ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[tuple[float, ...], ...], bool]:
-    """(tau_k, a_k, s_{l,k} [l][k], attained) of the spec §2.3 construction per class.
+    """(tau_k, a_k, s_{l,k} [l][k], attained) of the theory §2.3 construction per class.
 
     Per class the L+1 blocks share beta_k = (n_k/N) tau_k = lambda_H n_k a_k^2
     = lambda_{W_l} s_{l,k}^2 (AM-GM equality), and a_k prod_l s_{l,k} = q_k.
@@ -539,7 +539,7 @@ def _scales(
 
 
 def optimum(config: DUFMConfig) -> Optimum:
-    """Every closed-form quantity of the optimum of ``config`` (spec §2.2, §2.3, §6)."""
+    """Every closed-form quantity of the optimum of ``config`` (theory §2.2, §2.3, §6)."""
     K, L, N = config.K, config.L, config.N
     sizes = config.class_sizes
     if config.loss != "mse":
@@ -602,16 +602,16 @@ def optimum(config: DUFMConfig) -> Optimum:
 def layer_norms(config: DUFMConfig) -> tuple[tuple[float, ...], ...]:
     """Expected class-mean norms ``[l-1][k]`` of the post-activation features H_l, l = 1..L.
 
-    Layer 1 is H_1 (a_k), layers 2..L are b_{l,k} (spec §2.3). The pre-ReLU norms equal these
+    Layer 1 is H_1 (a_k), layers 2..L are b_{l,k} (theory §2.3). The pre-ReLU norms equal these
     for l >= 3; for l = 2 they are b_2 sqrt(1 + gamma^2) for a non-unique gamma in [-1, 0]
-    (spec §2.3), so they are not given. The output means have norm q_k (:func:`optimal_q`).
+    (theory §2.3), so they are not given. The output means have norm q_k (:func:`optimal_q`).
     """
     opt = optimum(config)
     return (opt.H1_mean_norms, *opt.post_mean_norms)
 
 
 def construct_optimum(config: DUFMConfig) -> tuple[Tensor, list[Tensor]]:
-    """The explicit optimal matrices (H1, [W_1..W_L]) of spec §2.3, generalised per class (§6).
+    """The explicit optimal matrices (H1, [W_1..W_L]) of theory §2.3, generalised per class (§6).
 
     Class k uses the standard basis vector e_k in every layer (non-negative, so the ReLU is
     the identity on the features and the class means are mutually orthogonal, also in H_1):
@@ -623,7 +623,7 @@ def construct_optimum(config: DUFMConfig) -> tuple[Tensor, list[Tensor]]:
 
     Classes with q_k = 0 get zero features and zero rows/columns. The matrices are in the
     config's dtype and device and shaped like ``DUFM(config).H1`` / ``.W``; loading them into
-    ``DUFM(config)`` gives loss :func:`optimal_loss` (to ~1e-16 in float64, spec §7.6).
+    ``DUFM(config)`` gives loss :func:`optimal_loss` (to ~1e-16 in float64, theory §7.6).
 
     Raises:
         ValueError: ``loss="ce"`` (no closed form); some width d_l < K (naming ``width`` and

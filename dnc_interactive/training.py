@@ -1,15 +1,15 @@
-"""Full-batch gradient descent on the L-DUFM objective (spec §1.2, §4.1).
+"""Full-batch gradient descent on the L-DUFM objective (theory §1.2, §4.1).
 
 :class:`Trainer` advances a :class:`~dnc_interactive.model.DUFM` in chunks (``step(n)``) or to a
 stop condition (``run``), records a tidy history (one row per step x layer x metric, see
-:data:`HISTORY_COLUMNS`) with the loss terms next to the theoretical optimum L* of spec §2.2 / §6,
+:data:`HISTORY_COLUMNS`) with the loss terms next to the theoretical optimum L* of theory §2.2 / §6,
 and calls user callbacks every ``record_every`` steps.
 
 The default recipe is heavy-ball gradient descent on the paper's loss (no change to the
 objective): learning rate 1.0, momentum 0.8 raised to 0.99 once the relative gap to L* is below
 0.1, from a small H1 (``init_scale`` 0.1) and He-initialised weights. Most of a plain-GD run is
 spent letting weight decay shrink the excess initial norm at a rate ~ lr * lambda per step;
-momentum multiplies that rate by 1 / (1 - momentum) (see ../shared/spec/stack.md, "Speed").
+momentum multiplies that rate by 1 / (1 - momentum).
 Momentum 0.8 rather than 0.9 at the start: with 0.9, deep imbalanced runs (L = 6, n = [90, 10])
 lost the minority class to the q = 0 local minimum; 0.8 reaches L* there at ~1.5x the steps on
 the default config (benchmarks/bench_correctness.py).
@@ -146,7 +146,7 @@ class Trainer(RecordedHistory):
         recipe: optimiser settings; keyword arguments (``lr=...``, ``optimizer=...``) override
             fields of the default :class:`Recipe`.
         record_every: record the loss terms every this many steps (>= 1).
-        metrics_every: record the per-layer collapse metrics of spec §3 every this many steps
+        metrics_every: record the per-layer collapse metrics of theory §3 every this many steps
             (a multiple of ``record_every``; 0 disables them).
         callbacks: functions ``f(trainer, new_rows)`` called after each record.
 
@@ -313,7 +313,7 @@ class Trainer(RecordedHistory):
     def polish(self, max_iter: int = 200) -> Trainer:
         """An L-BFGS phase (strong Wolfe line search) from the current state.
 
-        L-BFGS can stall at ReLU kinks (spec §4.1, stack.md); the state is kept only if the
+        L-BFGS can stall at ReLU kinks (theory §4.1); the state is kept only if the
         loss went down. Each L-BFGS iteration counts as one step in the history.
         """
         if not (isinstance(max_iter, int) and max_iter >= 1):

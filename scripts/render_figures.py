@@ -35,7 +35,7 @@ PNG_COLORS = 128  # PNGs are reduced to a palette when Pillow is installed (~5x 
 
 
 def _default_run() -> Trainer:
-    """The default problem (K = 2, n = 50, L = 4, all lambda = 1e-3, spec §7.2), collapsed."""
+    """The default problem (K = 2, n = 50, L = 4, all lambda = 1e-3, theory §7.2), collapsed."""
     return Trainer(DUFMConfig(), metrics_every=50).run(tol=1e-5, max_steps=5000)
 
 
@@ -52,7 +52,7 @@ def start_here() -> alt.TopLevelMixin:
 
 
 def dufm_and_the_theorem() -> alt.TopLevelMixin:
-    """Chapter 2: the closed form (spec §2.3) beside the trajectory of gradient descent."""
+    """Chapter 2: the closed form (theory §2.3) beside the trajectory of gradient descent."""
     trainer = _default_run()
     cfg = trainer.config
     norms = trainer.history.query("kind == 'post' and metric == 'mean_norm'")

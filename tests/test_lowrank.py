@@ -1,4 +1,4 @@
-"""Low-rank (SRG) constructions and the DNC / low-rank classifier (spec §5)."""
+"""Low-rank (SRG) constructions and the DNC / low-rank classifier (theory §5)."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_relu_rank_property(r, rank_pre_last):
 
 
 def test_srg_beats_dnc_exactly_where_the_constant_says():
-    # L = 3: C > c_DNC, so SRG is worse; L = 4, 5 (r = 5): better (spec §5, follow-up Fig. 3)
+    # L = 3: C > c_DNC, so SRG is worse; L = 4, 5 (r = 5): better (theory §5, follow-up Fig. 3)
     assert LR.srg_loss(cfg(r=5, L=3)).ratio > 1
     assert LR.srg_loss(cfg(r=5, L=4)).ratio < 1
     assert LR.srg_loss(cfg(r=5, L=5)).ratio < LR.srg_loss(cfg(r=5, L=4)).ratio
@@ -202,7 +202,7 @@ def test_classifier_labels_dnc_construction_as_dnc():
 
 
 def test_classifier_ignores_rank_deficient_first_layers_of_dnc():
-    """K = 2 DNC with antipodal H_1 means (optimal, spec §2.3): M_1 and M~_2 have rank 1,
+    """K = 2 DNC with antipodal H_1 means (optimal, theory §2.3): M_1 and M~_2 have rank 1,
     yet the solution is DNC."""
     K, d = 2, 4
     u = torch.eye(d, dtype=torch.float64)

@@ -31,7 +31,7 @@ def _data(sizes, d, seed=0, spread=3.0, noise=1.0):
 
 
 def _np_scatters(X, y):
-    """Independent numpy Sigma_W, Sigma_B of spec §3 (mu_G = mean of class means)."""
+    """Independent numpy Sigma_W, Sigma_B of theory §3 (mu_G = mean of class means)."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
     K = int(y.max()) + 1
     N = X.shape[1]
@@ -121,7 +121,7 @@ def test_nc1_relative_cutoff_ignores_tiny_singular_value():
     ref = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-6)) / K
     assert value == pytest.approx(ref, rel=1e-8)
     assert 1e-3 < value < 0.1
-    # Without the cut-off the tiny direction dominates (spec §3 practical note).
+    # Without the cut-off the tiny direction dominates (theory §3 practical note).
     assert m.nc1(torch.tensor(X), torch.tensor(y), rcond=1e-30) > 1e10
 
 
@@ -185,7 +185,7 @@ def test_nc2_etf_zero_on_simplex_and_on_orthogonal_frame():
     assert m.nc2_etf(M) == pytest.approx(0.0, abs=1e-14)
     assert m.coherence(M) == pytest.approx(0.0, abs=1e-14)
     assert m.equinorm(M) == pytest.approx(0.0, abs=1e-14)
-    # spec §7.4: a centred orthogonal frame is a simplex ETF
+    # theory §7.4: a centred orthogonal frame is a simplex ETF
     Q = torch.tensor(_random_orthonormal(d, K, seed=10))
     assert m.nc2_etf(Q) == pytest.approx(0.0, abs=1e-14)
     # a simplex ETF is not an orthogonal frame (uncentred Gram has negative entries)

@@ -1,4 +1,4 @@
-"""DUFM: shapes, spec §1.2 loss normalisation, hand-written backward vs autograd."""
+"""DUFM: shapes, theory §1.2 loss normalisation, hand-written backward vs autograd."""
 
 import pytest
 import torch
@@ -31,7 +31,7 @@ def test_relu_only_between_layers_and_linear_variant():
 
 
 def test_loss_normalisation_hand_worked():
-    # Zero weights: Z = 0, fit = ||Y||^2 / (2N) = N / (2N) = 1/2 (spec §1.2, trivial solution).
+    # Zero weights: Z = 0, fit = ||Y||^2 / (2N) = N / (2N) = 1/2 (theory §1.2, trivial solution).
     cfg = DUFMConfig(
         depth=2,
         width=3,

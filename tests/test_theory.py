@@ -1,4 +1,4 @@
-"""Tests of dnc_interactive.theory against spec §2.2, §2.3, §6 and the reference values of §7."""
+"""Tests of dnc_interactive.theory against theory §2.2, §2.3, §6 and the reference values of §7."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def assert_digits(actual: float, printed: str) -> None:
     assert abs(actual - float(printed)) <= tol, (actual, printed)
 
 
-# ---------------------------------------------------------------------- spec §7.1
+# ---------------------------------------------------------------------- theory §7.1
 C_STAR = {1: "1", 2: "0.396850", 3: "0.272166", 4: "0.210367", 5: "0.172355", 6: "0.146316"}
 LAMBDA_CRIT = {
     1: "0.070711",
@@ -58,7 +58,7 @@ def test_c_star_larger_L_spec_2_2():
     assert all(a > b for a, b in zip(values, values[1:], strict=False))
 
 
-# ---------------------------------------------------------------------- spec §7.2
+# ---------------------------------------------------------------------- theory §7.2
 SPEC_7_2 = {
     # L: q*, L*, tau, a, s_l, (b_2..b_L)
     1: ("0.98585786", "0.0140421356", "0.01394214", "0.373392", "2.640278", ()),
@@ -119,7 +119,7 @@ def test_balanced_optimum_spec_7_2(L):
     assert T.layer_norms(config) == (opt.H1_mean_norms, *opt.post_mean_norms)
 
 
-# ---------------------------------------------------------------------- spec §7.3
+# ---------------------------------------------------------------------- theory §7.3
 SPEC_7_3 = [
     (2, 10, 3, 5e-3, 5e-3, "0.98205547", "0.0354060429"),
     (2, 20, 6, 2e-3, 2e-3, "0.99383633", "0.0214588721"),
@@ -156,7 +156,7 @@ def test_per_layer_lambda_tau_products_spec_7_3():
         assert opt.s[l] == pytest.approx(math.sqrt(opt.tau[0] / (2 * lam)), rel=1e-14)
 
 
-# ---------------------------------------------------------------------- spec §7.5
+# ---------------------------------------------------------------------- theory §7.5
 SPEC_7_5 = [
     ("relu", [90, 10], 3, 3e-3, ("0.98968", "0.94512"), "0.0289561"),
     ("relu", [80, 20], 2, 5e-3, ("0.97282", "0.93049"), "0.0519104"),
@@ -183,7 +183,7 @@ def test_imbalance_spec_7_5(act, ns, L, lam, qs, loss):
 
 
 def test_minority_collapse_lambda_spec_6():
-    """[95, 5], L = 3, equal lambda: predicted lambda* = 0.009100 (spec §6)."""
+    """[95, 5], L = 3, equal lambda: predicted lambda* = 0.009100 (theory §6)."""
     config = cfg(2, [95, 5], 3, 0.0077353, 0.0077353)
     assert_digits(T.critical_lambda_of(config), "0.009100")
     assert T.critical_scale(config) == pytest.approx(1 / 0.85, rel=1e-4)
@@ -195,7 +195,7 @@ def test_minority_collapse_lambda_spec_6():
 
 
 def test_linear_rows_match_dang_et_al_equation():
-    """Dang et al.'s equation [S7] as restated in spec §6 (M = L linear layers, equal lambda):
+    """Dang et al.'s equation [S7] as restated in theory §6 (M = L linear layers, equal lambda):
     b = M N (N lambda_W^M lambda_H)^{1/M}; root x of b/n_k = M x^{M-1}/(x^M+1)^2;
     q_k = x^M/(x^M+1). An independent parametrisation of the same optimum."""
     ns, L, lam = [200, 100, 50, 50], 3, 5e-4
@@ -436,7 +436,7 @@ def test_effective_c_no_underflow_at_large_depth():
 # ---------------------------------------------------------------------- thresholds
 def test_minority_collapse_threshold_sharp():
     """With N = 100 held fixed, a class just below / above the threshold collapses / survives
-    (spec §6)."""
+    (theory §6)."""
     L, N = 3, 100
     for n_min in (10, 7):
         for eps, collapsed in ((1e-9, True), (-1e-9, False)):
@@ -451,7 +451,7 @@ def test_minority_collapse_threshold_sharp():
             assert (n_min <= thr) is collapsed
             if not collapsed:
                 assert q[1] > (L - 1) / L - 1e-3  # the discontinuous jump
-    # L = 1: N^2 lambda_H lambda_W (spec §6)
+    # L = 1: N^2 lambda_H lambda_W (theory §6)
     config = cfg(2, [90, 10], 1, 1e-3, 2e-3)
     assert T.minority_collapse_threshold(config) == pytest.approx(100**2 * 2e-6, rel=1e-13)
 

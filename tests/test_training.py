@@ -16,7 +16,7 @@ from dnc_interactive.training import HISTORY_COLUMNS, Recipe, Trainer, relative_
 @pytest.mark.parametrize(
     "kw, L_star",
     [
-        # spec §7.3 rows (float64): the GD optimum equals the closed form of §2.2.
+        # theory §7.3 rows (float64): the GD optimum equals the closed form of §2.2.
         (
             dict(samples_per_class=20, depth=3, lambda_H=2e-3, lambda_W=(5e-3, 1e-3, 2e-3)),
             0.0178483633,
@@ -36,13 +36,13 @@ def test_default_recipe_reaches_the_optimum(kw, L_star):
     assert tr.status == "converged", tr.message
     assert abs(tr.loss - tr.optimal_loss) / tr.optimal_loss < 1e-6
     assert tr.max_nc1() < 1e-6
-    # the per-class output scale is q* of spec §2.2 (output class means q e_c)
+    # the per-class output scale is q* of theory §2.2 (output class means q e_c)
     q = output_scale_frame(tr.model)["q"].to_numpy()
     assert q == pytest.approx(theory.optimal_q(cfg), abs=1e-4)
 
 
 def test_imbalanced_gd_matches_per_class_theory():
-    # spec §7.5: n_k = [90, 10], L = 3, lambda = 3e-3 -> q = (0.98968, 0.94512), L* = 0.0289561
+    # theory §7.5: n_k = [90, 10], L = 3, lambda = 3e-3 -> q = (0.98968, 0.94512), L* = 0.0289561
     cfg = DUFMConfig(
         dtype="float64", samples_per_class=(90, 10), depth=3, width=32, lambda_H=3e-3, lambda_W=3e-3
     )
@@ -55,7 +55,7 @@ def test_imbalanced_gd_matches_per_class_theory():
 
 
 def test_minority_collapse_by_gradient_descent():
-    # spec §7.5: n = [95, 5], L = 3 at 1.15 x the critical lambda: the minority class vanishes.
+    # theory §7.5: n = [95, 5], L = 3 at 1.15 x the critical lambda: the minority class vanishes.
     cfg = DUFMConfig(
         dtype="float64",
         samples_per_class=(95, 5),
@@ -74,7 +74,7 @@ def test_minority_collapse_by_gradient_descent():
 
 def test_zero_solution_above_the_threshold():
     # Beyond c = max_q (1-q) q^((L-1)/(L+1)) (1.41 c*_3 for L = 3) phi has no non-zero
-    # critical point, so gradient descent must end at the zero solution (spec §2.2).
+    # critical point, so gradient descent must end at the zero solution (theory §2.2).
     crit = theory.critical_lambda(2, 10, 3)
     lam = 1.6 * crit
     cfg = DUFMConfig(
@@ -87,7 +87,7 @@ def test_zero_solution_above_the_threshold():
 
 def test_metastable_nonzero_minimum_between_thresholds():
     # Between c*_L and 1.41 c*_L a non-zero local minimum with loss above 1/2 survives
-    # (the discontinuous transition of spec §2.2): gradient descent from the default start
+    # (the discontinuous transition of theory §2.2): gradient descent from the default start
     # gets stuck there although the zero solution is optimal.
     crit = theory.critical_lambda(2, 10, 3)
     lam = 1.3 * crit
@@ -98,7 +98,7 @@ def test_metastable_nonzero_minimum_between_thresholds():
     assert 0.5 < tr.loss < 0.6
     c = theory.effective_c(cfg)[0]
     q = output_scale_frame(tr.model)["q"].to_numpy()
-    # Classes decouple (spec §6): each class sits either at q = 0 or at a non-zero root of
+    # Classes decouple (theory §6): each class sits either at q = 0 or at a non-zero root of
     # the stationarity equation (1 - q) q^(1/2) = c with phi(q) > 1/2.
     stuck = q > 1e-3
     assert stuck.any()

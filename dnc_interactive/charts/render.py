@@ -1,4 +1,4 @@
-"""Offline display and export of charts (no CDN needed; see shared/spec/stack.md).
+"""Offline display and export of charts (no CDN needed).
 
 In a notebook, call :func:`enable_offline` once: with the default ``"jupyter"`` renderer every
 chart becomes an interactive ``JupyterChart`` widget whose JavaScript comes from vl-convert

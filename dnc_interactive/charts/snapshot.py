@@ -5,7 +5,7 @@ Each builder takes a long-format DataFrame computed from one state of the model:
 - gram frame: ``layer, kind, row, col, value`` (normalised class-mean Gram MᵀM/‖MᵀM‖_F);
 - projection frame: ``layer, kind, sample, label, x, y`` (2-D projections of the features);
 - singular value frame: ``layer, kind, index, value, raw`` (value = σ_i/σ_max, raw = σ_i);
-- output scale frame: ``label, n, q`` and optionally ``q_theory`` (spec §6).
+- output scale frame: ``label, n, q`` and optionally ``q_theory`` (theory §6).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _KIND_SYMBOL = {"pre": "H̃", "post": "H", "output": "Z"}
 
 
 def ideal_gram(num_classes: int, ideal: Literal["orthogonal", "etf"] = "orthogonal") -> np.ndarray:
-    """The ideal normalised Gram matrix (unit Frobenius norm) of spec §3's NC2 errors.
+    """The ideal normalised Gram matrix (unit Frobenius norm) of theory §3's NC2 errors.
 
     ``"orthogonal"``: I_K/√K (bias-free MSE, uncentred means);
     ``"etf"``: (I_K − 11ᵀ/K)/√(K−1) (simplex ETF of the centred means, needs K ≥ 2).
@@ -269,7 +269,7 @@ def singular_value_chart(
     """Normalised singular values σ_i/σ_max of the class means per layer, pre vs post ReLU.
 
     One panel per layer, log y scale, a dashed rule at the numerical-rank cut-off
-    (``cutoff`` = 10⁻³, spec §3); the tooltip gives σ_i (``raw``, when present) and the
+    (``cutoff`` = 10⁻³, theory §3); the tooltip gives σ_i (``raw``, when present) and the
     numerical rank #{σ_i/σ_max > cutoff}. Zeros are clipped at ``floor``, non-finite values
     dropped. ``kinds`` restricts the kinds drawn (default: all).
 
@@ -344,7 +344,7 @@ def output_scale_chart(
 ) -> alt.LayerChart:
     """Per-class output scale q_k (bars, coloured by n_k) against theory's q_k (red ticks).
 
-    The class-k output mean is q_k e_k at the optimum (spec §6); a collapsed minority class
+    The class-k output mean is q_k e_k at the optimum (theory §6); a collapsed minority class
     has q_k = 0. Classes are ordered by label; the tooltip gives n_k, q_k and the theory.
     The theory ticks are drawn when the optional ``q_theory`` column has finite values.
 

@@ -1,4 +1,4 @@
-"""Charts of sweep results (spec §5): theory vs gradient descent phase diagrams, the rank of
+"""Charts of sweep results (theory §5): theory vs gradient descent phase diagrams, the rank of
 the solutions against lambda, the probability of DNC against the width, and L_SRG / L_DNC.
 
 Pure functions from the tidy frames of :mod:`dnc_interactive.sweeps` /

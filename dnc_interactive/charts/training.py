@@ -132,9 +132,9 @@ def loss_chart(
 
     The left panel draws ``metrics`` (default loss, fit and regulariser, layer 0, kind
     ``"model"``) and a dashed horizontal rule at the latest finite ``optimal_loss`` (L* of
-    spec §2.2). The right (or lower) panel draws the relative gap (L − L*)/L*; on a log
+    theory §2.2). The right (or lower) panel draws the relative gap (L − L*)/L*; on a log
     scale (``log_gap``) its absolute value is drawn and steps where the loss is below L*
-    (e.g. a low-rank solution beating DNC, spec §5) are marked in red. Non-finite values are
+    (e.g. a low-rank solution beating DNC, theory §5) are marked in red. Non-finite values are
     dropped and log-scaled values clipped at ``floor``. Without any finite gap (L* unknown)
     only the loss panel is returned.
 

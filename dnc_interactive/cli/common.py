@@ -67,7 +67,7 @@ def float_list(text: str) -> float | list[float]:
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The DUFMConfig flags shared by ``train``, ``theory`` and ``sweep``."""
     d = DUFMConfig()
-    g = p.add_argument_group("model (spec §1.2)")
+    g = p.add_argument_group("model (theory §1.2)")
     g.add_argument("--classes", type=int, default=d.num_classes, help="K, number of classes (>= 2)")
     g.add_argument(
         "--samples-per-class",

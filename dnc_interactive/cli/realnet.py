@@ -1,4 +1,4 @@
-"""``dnc-interactive realnet``: a real network with a DUFM head, compared with the DUFM (spec §4.2).
+"""``dnc-interactive realnet``: a real network with a DUFM head, set against the DUFM (theory §4.2).
 
 Example::
 
@@ -70,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ReLU head on real data, with DUFM regularisation: lambda_H on the backbone's output "
         "features H1, lambda_W on the head's weights, weight decay on the backbone. Reports "
         "the head's loss against the DUFM's optimal loss L* for the same K, n_k and lambdas "
-        "(spec §2.2, §4.2) and the per-layer collapse metrics (spec §3). The datasets digits "
+        "(theory §2.2, §4.2) and the per-layer collapse metrics (theory §3). The datasets digits "
         "and mnist1d work offline. Flags override the --preset (default: digits).",
     )
     p.add_argument(
@@ -107,7 +107,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="do not standardise inputs per channel",
     )
-    m = p.add_argument_group("network (spec §1.2)")
+    m = p.add_argument_group("network (theory §1.2)")
     m.add_argument("--backbone", help=f"one of {', '.join(BACKBONES)} (default {d.backbone})")
     m.add_argument("--backbone-width", type=int, help=f"default {d.backbone_width}")
     m.add_argument(

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a grid of DUFMs (batched), resumable, locally or on a Dask cluster",
         description="Train every configuration of a TOML grid by gradient descent, batching "
         "configurations of the same shape into one tensor program, and write one row per "
-        "configuration (final loss, L_DNC, relative gap, metrics, DNC / low-rank label; spec "
+        "configuration (final loss, L_DNC, relative gap, metrics, DNC / low-rank label; theory "
         "§5). Rerunning with the same --out resumes an interrupted sweep.",
         epilog=__doc__.split("The grid is a TOML file::", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,

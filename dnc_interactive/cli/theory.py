@@ -1,4 +1,4 @@
-"""``dnc-interactive theory``: the closed-form optimum for a configuration (spec §2.2, §6)."""
+"""``dnc-interactive theory``: the closed-form optimum for a configuration (theory §2.2, §6)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="print the closed-form optimum (L*, q, c, c*_L, critical lambda)",
         description="The theorem's optimum for a configuration: L*, the per-class output "
         "scales q_k, the constant c, the threshold c*_L, the critical lambda (all lambdas "
-        "equal) and whether the zero solution wins (spec §2.2, §6).",
+        "equal) and whether the zero solution wins (theory §2.2, §6).",
     )
     common.add_model_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")

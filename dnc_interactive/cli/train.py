@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a DUFM by gradient descent and compare with the optimum",
         description="Train a DUFM by full-batch gradient descent (default recipe: heavy-ball, "
         "lr 1.0, momentum 0.8 -> 0.99) and compare the final loss with the closed-form optimum "
-        "L* (spec §2.2, §6). Without --steps it runs until converged (relative gap and every "
+        "L* (theory §2.2, §6). Without --steps it runs until converged (relative gap and every "
         f"layer's NC1 below --tol, default {DEFAULT_TOL:g}), until the loss plateaus, or until "
         "--max-steps.",
     )
@@ -195,7 +195,7 @@ def _print_table(r: dict) -> None:
     print(f"status        {r['status']}  {r['message']}".rstrip())
     print(f"steps         {r['steps']}   ({r['seconds']:.2f} s)")
     print(f"loss          {_fmt(r['loss'])}   (fit {_fmt(r['fit'])}, reg {_fmt(r['reg'])})")
-    print(f"optimal loss  {_fmt(r['optimal_loss'])}   L* of spec §2.2/§6 ({r['dnc_optimality']})")
+    print(f"optimal loss  {_fmt(r['optimal_loss'])}   L* of theory §2.2/§6 ({r['dnc_optimality']})")
     print(f"relative gap  {_fmt(r['relative_gap'])}")
     print()
     head = ["layer", "nc1", "nc1_trace", "nc2_orth", "nc2_etf", "nc3", "rank", "nc1(pre)"]

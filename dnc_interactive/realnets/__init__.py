@@ -1,9 +1,9 @@
 """Real networks with a DUFM head: do trained networks recover the unconstrained features?
 
-The paper's second experiment (spec §4.2): a backbone (MLP, small CNN or ResNet-20) whose
-output is the head's H1, an L-layer bias-free ReLU MLP head (spec §1.2), DUFM-style
-regularisation, per-layer DNC metrics (spec §3) and a comparison with the DUFM's optimal
-loss L* (spec §2.2, §6) for the same K, n_k and lambdas.
+The paper's second experiment (theory §4.2): a backbone (MLP, small CNN or ResNet-20) whose
+output is the head's H1, an L-layer bias-free ReLU MLP head (theory §1.2), DUFM-style
+regularisation, per-layer DNC metrics (theory §3) and a comparison with the DUFM's optimal
+loss L* (theory §2.2, §6) for the same K, n_k and lambdas.
 
 * :mod:`.data`: offline datasets (scikit-learn digits, locally generated MNIST-1D) and raw-file
   readers for MNIST, Fashion-MNIST (IDX) and CIFAR-10 (python pickle batches).

@@ -1,8 +1,8 @@
-"""Backbones and the DUFM head of the real-network experiment (spec §1.2, §4.2).
+"""Backbones and the DUFM head of the real-network experiment (theory §1.2, §4.2).
 
 A backbone maps an input batch (B, *input_shape) to features (B, d_1): these are the head's
 H1, the "unconstrained features" of the DUFM, here produced by a network. Every backbone
-ends with a linear layer (with bias, no ReLU), so H1 is real-valued as in spec §1.2.
+ends with a linear layer (with bias, no ReLU), so H1 is real-valued as in theory §1.2.
 
 * :class:`MLPBackbone`: flatten, ``depth`` hidden layers Linear + ReLU, then Linear to d_1.
 * :class:`SmallCNN`: two conv blocks (3-wide kernels, ReLU, 2x max-pool), an adaptive average
@@ -13,7 +13,7 @@ ends with a linear layer (with bias, no ReLU), so H1 is real-valued as in spec �
   shortcuts (subsampling + zero-padded channels), global average pooling to 64 features and
   the final Linear to d_1 (≈ 0.27 M parameters in all for d_1 = 64).
 
-:class:`DUFMHead` is the L-layer bias-free ReLU MLP of spec §1.2 on top of H1:
+:class:`DUFMHead` is the L-layer bias-free ReLU MLP of theory §1.2 on top of H1:
 H~_{l+1} = W_l H_l, H_{l+1} = ReLU(H~_{l+1}) for l < L, output Z = W_L H_L; initialised like
 :class:`~dnc_interactive.model.DUFM` (hidden W_l ~ N(0, 2/d_l), last W_L ~ N(0, 1/d_L)).
 Features are rows here (batch first); the metrics transpose them into columns.
@@ -152,7 +152,7 @@ def build_backbone(
 
 
 class DUFMHead(nn.Module):
-    """The L-layer bias-free ReLU MLP of spec §1.2 (weights W_1..W_L, widths d_1..d_L, K).
+    """The L-layer bias-free ReLU MLP of theory §1.2 (weights W_1..W_L, widths d_1..d_L, K).
 
     Args:
         widths: (d_1, ..., d_L), d_1 = the backbone's output dimension.
@@ -192,7 +192,7 @@ class DUFMHead(nn.Module):
         return self.forward_all(h1)[2]
 
     def reg_terms(self, lambda_Ws: tuple[float, ...]) -> list[Tensor]:
-        """(lambda_{W_l}/2) ||W_l||_F^2 for l = 1..L (spec §1.2)."""
+        """(lambda_{W_l}/2) ||W_l||_F^2 for l = 1..L (theory §1.2)."""
         return [0.5 * lam * W.pow(2).sum() for lam, W in zip(lambda_Ws, self.W, strict=True)]
 
 

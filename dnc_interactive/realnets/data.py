@@ -1,4 +1,4 @@
-"""Datasets of the real-network experiment (spec §4.2), offline first.
+"""Datasets of the real-network experiment (theory §4.2), offline first.
 
 Two datasets need no network at all and are the defaults:
 
@@ -27,7 +27,7 @@ the fix.
 
 Selection (:func:`select`): the chosen classes are relabelled 0..K-1 in the order given, the
 first n_k samples of each class of a seeded permutation are kept, and the result is
-class-ordered (n_0 samples of class 0, then class 1, ...), the column order of spec §1.2.
+class-ordered (n_0 samples of class 0, then class 1, ...), the column order of theory §1.2.
 Inputs are scaled to [0, 1] and then standardised per channel with the mean and standard
 deviation of the selected training samples (:func:`standardize`).
 """
@@ -451,7 +451,7 @@ def select(
     samples_per_class: int | tuple[int, ...] | None = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Class subset, per-class counts, class order (spec §1.2 column order).
+    """Class subset, per-class counts, class order (theory §1.2 column order).
 
     Args:
         data: a loaded split.

@@ -1,21 +1,21 @@
-"""The real-network experiment: a backbone with a DUFM head (spec §1.2, §4.2).
+"""The real-network experiment: a backbone with a DUFM head (theory §1.2, §4.2).
 
 A backbone f_theta maps the N training inputs to features ``H1 = f_theta(X)`` in
-R^{d_1 x N} (columns class-ordered, as in spec §1.2); an L-layer bias-free ReLU MLP head
+R^{d_1 x N} (columns class-ordered, as in theory §1.2); an L-layer bias-free ReLU MLP head
 W_1..W_L maps them to outputs Z. The network is trained on
 
     objective = head loss + (weight_decay/2) ||theta||^2
     head loss = 1/(2N) ||Z - Y||_F^2 + (lambda_H/2) ||H1||_F^2 + sum_l (lambda_{W_l}/2) ||W_l||_F^2
 
-The head loss is *exactly* the L-DUFM objective of spec §1.2 evaluated at H1 = f_theta(X), so
+The head loss is *exactly* the L-DUFM objective of theory §1.2 evaluated at H1 = f_theta(X), so
 it is directly comparable with the DUFM's optimal loss L* for the same K, n_k, L, lambda_H and
-lambda_W (:func:`dnc_interactive.theory.optimal_loss`, spec §2.2 / §6). For K = 2 L* is the
-global minimum over *all* H1 (spec §2.1), so the head loss can never go below it; for K > 2
-and L >= 3 a low-rank solution may (spec §5). The backbone's weight decay is *not* part of the
+lambda_W (:func:`dnc_interactive.theory.optimal_loss`, theory §2.2 / §6). For K = 2 L* is the
+global minimum over *all* H1 (theory §2.1), so the head loss can never go below it; for K > 2
+and L >= 3 a low-rank solution may (theory §5). The backbone's weight decay is *not* part of the
 head loss. All L2 terms are coupled (added to the loss), so the optimiser minimises the stated
 objective (no decoupled AdamW decay).
 
-Mini-batches (spec §4.2 note). lambda_H multiplies the *sum* over all N samples of
+Mini-batches (theory §4.2 note). lambda_H multiplies the *sum* over all N samples of
 ||h_i||^2, not a mean, while the fit is a mean. A batch b of B_b samples therefore uses
 
     batch loss = 1/(2 B_b) ||Z_b - Y_b||_F^2 + (lambda_H N / (2 B_b)) ||H1_b||_F^2
@@ -27,7 +27,7 @@ full objective; each batch loss is an unbiased estimate of it. (A per-batch pena
 follow-up's CIFAR run, with n = 5 000 per class, uses lambda_H1 = 5e-6 against weight decay
 5e-3.) With ``batch_size=None`` (the default) every step is full-batch.
 
-Measurement (spec §3). Every ``record_every`` optimiser steps the training set is passed
+Measurement (theory §3). Every ``record_every`` optimiser steps the training set is passed
 through the network in evaluation mode (batch normalisation uses its running statistics),
 in batches of ``eval_batch_size``; per layer the features are fed to
 :class:`~dnc_interactive.metrics.CollapseAccumulator` (float64, streaming), and the loss terms
@@ -126,7 +126,7 @@ def resolve_device(device: str) -> str:
 
 @dataclass(frozen=True)
 class RealNetConfig:
-    """One real-network experiment (spec §4.2). Validated when built (ValueError naming the
+    """One real-network experiment (theory §4.2). Validated when built (ValueError naming the
     field, the value and the allowed range); lists become tuples.
 
     Attributes:
@@ -246,7 +246,7 @@ class RealNetConfig:
         if self.depth >= 2 and self.width < K:
             raise ValueError(
                 f"width={self.width} is not valid: the head's hidden width must be >= K = {K}"
-                " (the DNC optimum of spec §2.3 needs d_l >= K)"
+                " (the DNC optimum of theory §2.3 needs d_l >= K)"
             )
         _check_float("lambda_H", self.lambda_H)
         set_(self, "lambda_H", float(self.lambda_H))
@@ -356,7 +356,7 @@ class RealNetConfig:
 #: backbone, 4-layer head, full-batch Adam, cosine decay, 1 000 epochs). "mnist1d": all ten
 #: MNIST-1D classes (~394 training samples each), a wider MLP, mini-batches of 256, lr 1e-3,
 #: 300 epochs. "cifar10": ResNet-20 with a 4-layer head of width 64 on CIFAR-10 with the
-#: follow-up's regularisation (spec §4.2: lambda_H = 5e-6, lambda_W = weight decay = 5e-3,
+#: follow-up's regularisation (theory §4.2: lambda_H = 5e-6, lambda_W = weight decay = 5e-3,
 #: lr 0.05), SGD with momentum, mini-batches of 128, 200 warm-up steps (without them lr 0.05
 #: diverged in the first steps from the He initialisation); meant for a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -533,12 +533,12 @@ class Evaluation:
 
     @property
     def loss(self) -> float:
-        """The head loss (spec §1.2 objective at H1 = backbone features)."""
+        """The head loss (theory §1.2 objective at H1 = backbone features)."""
         return self.fit + self.reg
 
 
 class RealNetExperiment(RecordedHistory):
-    """Train a backbone + DUFM head and measure it against the DUFM (spec §4.2).
+    """Train a backbone + DUFM head and measure it against the DUFM (theory §4.2).
 
     Args:
         config: a :class:`RealNetConfig` (or None for the defaults: digits 0 vs 1, MLP
@@ -770,12 +770,12 @@ class RealNetExperiment(RecordedHistory):
         """Per head layer l = 1..L, from the latest finite measurement: the post-activation
         nc1, nc1_trace, nc2_orth, nc2_etf, nc3, rank and mean_norm, the pre-activation nc1 and
         rank, ``collapsed`` (NC1' = tr(Sigma_W)/tr(Sigma_B) < ``nc1_tol`` before and after the
-        ReLU: the robust NC1 of spec §3, since the pseudo-inverse NC1 blows up in low-rank
+        ReLU: the robust NC1 of theory §3, since the pseudo-inverse NC1 blows up in low-rank
         solutions) and ``solution``, the rank type of the class means:
 
         * ``"zero"``: all class means are equal (e.g. the trivial solution H = 0);
         * ``"lower rank (r)"``: rank r below the DNC rank. DNC has rank K in H_l (l >= 2) and in
-          H~_l (l >= 3); H1 and H~_2 may have rank K - 1 at a DNC optimum (spec §2.3: the H1
+          H~_l (l >= 3); H1 and H~_2 may have rank K - 1 at a DNC optimum (theory §2.3: the H1
           Gram matrix a^2 (I + Gamma) may be singular, e.g. antipodal means for K = 2);
         * ``"DNC"``: the DNC rank (read it together with ``collapsed``).
         """
@@ -1147,7 +1147,7 @@ def train_head_on_features(
 ) -> tuple[DUFM, pd.DataFrame]:
     """Train a fresh DUFM head on *fixed* features H1 (the recovery test's frozen phase).
 
-    Minimises the spec §1.2 objective over W_1..W_L only, with H1 held at the given (d_1, N)
+    Minimises the theory §1.2 objective over W_1..W_L only, with H1 held at the given (d_1, N)
     class-ordered features (labels from ``config``). The head is initialised as
     ``DUFM(config)`` (seeded by ``config.seed``). Full-batch heavy-ball gradient descent in
     float64: learning rate ``lr``, heavy-ball ``momentum`` (raised to ``momentum_boost``, if

@@ -88,7 +88,7 @@ def format_list(value: Any) -> str:
 
 def lambda_criticals(config: DUFMConfig) -> tuple[float, float]:
     """(lambda_H, lambda_W) at which the smallest class reaches the threshold c*_L when only
-    that one slider moves (spec §2.2, §6): scaling lambda_H by s scales every c_k by
+    that one slider moves (theory §2.2, §6): scaling lambda_H by s scales every c_k by
     s^{1/(L+1)}, scaling all lambda_W by s scales it by s^{L/(L+1)}; with t =
     :func:`~dnc_interactive.theory.critical_scale` the critical values are lambda_H t^{L+1} and
     lambda_W t^{(L+1)/L}. NaN for the CE loss, inf when some lambda is 0."""

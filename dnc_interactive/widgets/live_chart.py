@@ -250,7 +250,7 @@ def stream_spec(
     Panels: the loss terms (log scale) with the optimum L* as a dashed rule, the relative gap
     |L − L*|/L* (log scale, red points where the loss is below L*), the output scales q_k, and
     per layer DNC1 (pre-ReLU dashed, post-ReLU solid), DNC2 (orthogonal frame, post) and
-    DNC3 / NC3 (spec §3). All panels read the dataset ``rows`` that :class:`LiveChart` streams.
+    DNC3 / NC3 (theory §3). All panels read the dataset ``rows`` that :class:`LiveChart` streams.
     """
     L = config.L
     log = {"type": "log"}

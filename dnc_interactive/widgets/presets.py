@@ -2,7 +2,7 @@
 
 Every preset is a full set of :class:`~dnc_interactive.widgets.state.Settings` (unlisted
 fields take the defaults) plus a one-paragraph description that names what to look for. The
-numbers come from the spec's reference values: the default problem of spec §7.2, lambda past
+numbers come from the reference values of theory §7: the default problem of theory §7.2, lambda past
 the threshold of §7.1, the minority-collapse check of §7.5 and the K = 10 low-rank experiment
 of §5 / §7.7.
 """
@@ -31,28 +31,28 @@ class Preset:
 PRESET_LIST: tuple[Preset, ...] = (
     Preset(
         "deep neural collapse (binary)",
-        "K = 2 classes, 50 samples each, L = 4 layers, all λ = 1e-3 (spec §7.2). Predict: the"
+        "K = 2 classes, 50 samples each, L = 4 layers, all λ = 1e-3 (theory §7.2). Predict: the"
         " loss reaches the dashed optimum L* = 0.010924 and DNC1 falls towards 0 in every"
         " layer; the class means become orthogonal (Gram = I/√K) after each ReLU.",
         {},
     ),
     Preset(
         "too much regularization: the zero solution",
-        "Same problem with λ = 0.08, above the critical λ = 0.0481 for L = 4 (spec §7.1). Predict:"
-        " every feature, weight and output shrinks to 0 and the loss settles at 1/2 (the"
-        " trivial solution wins). Lower λ below the red mark to bring collapse back.",
+        "Same problem with λ = 0.08, above the critical λ = 0.0481 for L = 4 (theory §7.1)."
+        " Predict: every feature, weight and output shrinks to 0 and the loss settles at 1/2"
+        " (the trivial solution wins). Lower λ below the red mark to bring collapse back.",
         {"lambda_H": 0.08, "lambda_W": 0.08},
     ),
     Preset(
         "class imbalance: minority collapse",
         "95 samples of class 0 against 5 of class 1, L = 3, λ = 0.0105, 15 % past the minority"
-        " threshold (spec §6, §7.5). Predict: the majority class keeps q_0 ≈ 0.965 while the"
+        " threshold (theory §6, §7.5). Predict: the majority class keeps q_0 ≈ 0.965 while the"
         " minority's output scale q_1 falls to exactly 0 — it vanishes from the solution.",
         {"samples_per_class": [95, 5], "depth": 3, "lambda_H": 0.0105, "lambda_W": 0.0105},
     ),
     Preset(
         "many classes, deep: low-rank solutions",
-        "K = 10 classes, n = 5, L = 4, width 30, λ = 4e-3, lr 0.5 (the follow-up's Fig. 2, spec"
+        "K = 10 classes, n = 5, L = 4, width 30, λ = 4e-3, lr 0.5 (the follow-up's Fig. 2, theory"
         " §5). Predict: the loss goes below the dashed DNC optimum (a negative gap) and the"
         " class means of the deep layers lose rank — DNC is not optimal beyond two classes.",
         {
@@ -67,7 +67,7 @@ PRESET_LIST: tuple[Preset, ...] = (
     ),
     Preset(
         "classic UFM (L = 1)",
-        "One weight matrix, the unconstrained features model (spec §2.2, L = 1). Predict: the"
+        "One weight matrix, the unconstrained features model (theory §2.2, L = 1). Predict: the"
         " same collapse, and the output scale q = 1 − K√(nλ_Hλ_W) shrinks continuously as λ"
         " grows (no jump, unlike L ≥ 2).",
         {"depth": 1},

@@ -7,7 +7,7 @@ between chunks (so a Jupyter kernel keeps handling widget messages: Pause and th
 respond within a chunk, ~30 ms), and tells its listeners about new history rows at most ~7-10
 times per second.
 
-Concurrency rules (see stack.md, "Live charts while training"):
+Concurrency rules:
 
 * at most one play task trains at a time: a new task first cancels and awaits the previous one;
 * every trainer belongs to a *generation*; a structural change bumps it, so rows of an old

@@ -1,7 +1,7 @@
 """The dashboard's settings and their shareable state string.
 
 :class:`Settings` is everything a :class:`~dnc_interactive.widgets.Dashboard` needs to rebuild a
-run: the :class:`~dnc_interactive.config.DUFMConfig` (spec §1.2) plus the optimiser settings
+run: the :class:`~dnc_interactive.config.DUFMConfig` (theory §1.2) plus the optimiser settings
 (learning rate, optimiser, divergence guard) and the playback speed. It is validated like the
 config: a bad value raises ``ValueError`` naming the field, the value and the allowed range.
 
@@ -31,7 +31,7 @@ STATE_VERSION = 1
 #: Playback speeds, in training steps per chart update; 0 means "as fast as possible".
 SPEEDS: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 0)
 
-#: Default learning rate of each optimiser (heavy-ball GD recipe of spec §4.1 / stack.md; Adam).
+#: Default learning rate of each optimiser (heavy-ball GD recipe of theory §4.1; Adam).
 DEFAULT_LR: dict[str, float] = {"gd": 1.0, "adam": 0.01}
 
 #: Settings that are not DUFMConfig fields.
@@ -67,7 +67,7 @@ class Settings:
     """A dashboard's full settings: the model config plus how it is trained and played.
 
     Attributes:
-        config: the DUFM problem (spec §1.2).
+        config: the DUFM problem (theory §1.2).
         lr: learning rate (a finite float > 0).
         optimizer: "gd" (heavy-ball gradient descent, the default recipe) or "adam".
         guard: on a NaN/inf loss, restore the last finite state and halve the learning rate

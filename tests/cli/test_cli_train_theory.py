@@ -78,10 +78,10 @@ def test_train_table_output(capsys):
 def test_theory_json(capsys):
     code, r = run_json(capsys, "theory", "--samples-per-class", "50", "--depth", "4")
     assert code == 0
-    assert r["optimal_loss"] == pytest.approx(0.0109240320, abs=1e-10)  # spec §7.2
+    assert r["optimal_loss"] == pytest.approx(0.0109240320, abs=1e-10)  # theory §7.2
     assert r["q"] == pytest.approx([0.99561500] * 2, abs=1e-8)
     assert r["c_star"] == pytest.approx(0.210367, abs=1e-6)
-    assert r["critical_lambda"] == pytest.approx(0.048101, abs=1e-6)  # spec §7.1
+    assert r["critical_lambda"] == pytest.approx(0.048101, abs=1e-6)  # theory §7.1
     assert r["zero_wins"] is False
     code, r = run_json(capsys, "theory", "--lambda-h", "0.06", "--lambda-w", "0.06")
     assert r["zero_wins"] is True and r["optimal_loss"] == 0.5

@@ -1,5 +1,5 @@
 """The real-network experiment: config validation, exact objective, streaming metrics,
-collapse and the recovery test on small fast runs (spec §1.2, §3, §4.2)."""
+collapse and the recovery test on small fast runs (theory §1.2, §3, §4.2)."""
 
 import math
 import warnings
@@ -94,7 +94,7 @@ def tiny64():
 def test_head_loss_is_the_dufm_objective_at_the_backbone_features(tiny64):
     exp = tiny64
     ev = exp.evaluate()
-    # independent computation from the features and weights, straight from spec §1.2
+    # independent computation from the features and weights, straight from theory §1.2
     H = exp.features()
     W = exp.head_weights()
     Y = torch.nn.functional.one_hot(exp.labels, 2).T.double()
@@ -261,7 +261,7 @@ def test_mnist1d_multiclass_run_reports_dnc_or_lower_rank(tmp_path):
     for row in exp.layer_summary():
         assert row["nc1_trace"] < 1e-2
         assert row["solution"] == "DNC" or row["solution"].startswith("lower rank")
-    # K = 3 < 4: GD found DNC in spec §5's DUFM runs; the gap is small and may be negative
+    # K = 3 < 4: GD found DNC in theory §5's DUFM runs; the gap is small and may be negative
     assert abs(s["relative_gap"]) < 0.05
 
 

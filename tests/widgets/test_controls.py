@@ -9,14 +9,14 @@ from dnc_interactive.widgets import controls as ctl
 
 
 def _c_max(cfg: DUFMConfig) -> float:
-    """max_k c_k = N (Lambda / n_k^L)^{1/(L+1)} (spec §6), computed here from scratch."""
+    """max_k c_k = N (Lambda / n_k^L)^{1/(L+1)} (theory §6), computed here from scratch."""
     lam = cfg.lambda_H * math.prod(cfg.lambda_Ws)
     L, N = cfg.L, cfg.N
     return max(N * (lam / n**L) ** (1 / (L + 1)) for n in cfg.class_sizes)
 
 
 def _c_star(L: int) -> float:
-    """c*_L = (1/L) ((L-1)/L)^{(L-1)/(L+1)} (spec §2.2; 0.210367 for L = 4, spec §7.1)."""
+    """c*_L = (1/L) ((L-1)/L)^{(L-1)/(L+1)} (theory §2.2; 0.210367 for L = 4, theory §7.1)."""
     return (1 / L) * ((L - 1) / L) ** ((L - 1) / (L + 1))
 
 
