@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,10 +19,38 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``prog: error: argument --flag: ...``), exit status 2."""
+    """argparse with one-line errors (``prog: error: argument --flag: ...``), exit status 2.
+
+    :meth:`defer` adds flags only when this parser is used (its help, or parsing its
+    arguments): a subcommand whose flag defaults need torch registers itself without
+    importing it, so ``dnc-interactive --help`` and the other subcommands stay fast.
+    """
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def defer(self, add_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+        self.__dict__.setdefault("_deferred", []).append(add_flags)
+
+    def _add_deferred(self) -> None:
+        for add_flags in self.__dict__.pop("_deferred", ()):
+            add_flags(self)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._add_deferred()
+        return super().parse_known_args(args, namespace)
+
+    def _parse_known_args2(self, *args, **kwargs):  # Python >= 3.12.7 calls this directly
+        self._add_deferred()
+        return super()._parse_known_args2(*args, **kwargs)  # type: ignore[misc]
+
+    def format_usage(self) -> str:
+        self._add_deferred()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_deferred()
+        return super().format_help()
 
 
 # DUFMConfig field -> command-line flag, so config errors can name the flag.
@@ -66,7 +96,8 @@ def float_list(text: str) -> float | list[float]:
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The DUFMConfig flags shared by ``train``, ``theory`` and ``sweep``."""
-    d = DUFMConfig()
+    # the field defaults, without building a config (its device check would import torch)
+    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(DUFMConfig)})
     g = p.add_argument_group("model (theory §1.2)")
     g.add_argument("--classes", type=int, default=d.num_classes, help="K, number of classes (>= 2)")
     g.add_argument(

@@ -12,24 +12,22 @@ import dataclasses
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnc_interactive.cli import common
 from dnc_interactive.cli.common import fmt_number as _fmt
-from dnc_interactive.realnets import data as data_mod
-from dnc_interactive.realnets.backbones import BACKBONES
-from dnc_interactive.realnets.experiment import (
-    OPTIMIZERS,
-    PRESETS,
-    SCHEDULES,
-    RealNetConfig,
-    RealNetExperiment,
-    preset,
-)
 
-# RealNetConfig field -> command-line flag, so validation errors can name the flag.
-FLAG_OF_FIELD = {
-    f.name: "--" + f.name.replace("_", "-").lower() for f in dataclasses.fields(RealNetConfig)
-}
+if TYPE_CHECKING:  # torch: imported when realnet is used, not when the CLI parses others
+    from dnc_interactive.realnets.experiment import RealNetConfig, RealNetExperiment
+
+
+def _flag_of_field() -> dict[str, str]:
+    """RealNetConfig field -> command-line flag, so validation errors can name the flag."""
+    from dnc_interactive.realnets.experiment import RealNetConfig
+
+    return {
+        f.name: "--" + f.name.replace("_", "-").lower() for f in dataclasses.fields(RealNetConfig)
+    }
 
 
 _UNSET = object()  # "flag not given" for flags whose explicit value may be None
@@ -62,7 +60,6 @@ def _samples(text: str) -> int | list[int] | None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    d = RealNetConfig()
     p = sub.add_parser(
         "realnet",
         help="train a real network with a DUFM head and compare it with the DUFM's optimum",
@@ -73,6 +70,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(theory §2.2, §4.2) and the per-layer collapse metrics (theory §3). The datasets digits "
         "and mnist1d work offline. Flags override the --preset (default: digits).",
     )
+    p.set_defaults(handler=run)
+    p.defer(_add_flags)  # the defaults come from RealNetConfig (torch): only when used
+
+
+def _add_flags(p: argparse.ArgumentParser) -> None:
+    from dnc_interactive.realnets import data as data_mod
+    from dnc_interactive.realnets.backbones import BACKBONES
+    from dnc_interactive.realnets.experiment import (
+        OPTIMIZERS,
+        PRESETS,
+        SCHEDULES,
+        RealNetConfig,
+    )
+
+    d = RealNetConfig()
     p.add_argument(
         "--preset",
         default="digits",
@@ -162,13 +174,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.add_argument("--out", type=Path, default=None, help="write the history (.csv or .parquet)")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=run)
 
 
 def _name_flag(message: str) -> str:
-    for field in sorted(FLAG_OF_FIELD, key=len, reverse=True):
+    flag_of_field = _flag_of_field()
+    for field in sorted(flag_of_field, key=len, reverse=True):
         if message.startswith(field):
-            return f"argument {FLAG_OF_FIELD[field]}: {message}"
+            return f"argument {flag_of_field[field]}: {message}"
     return message
 
 
@@ -208,6 +220,8 @@ _ARG_FIELDS = {
 def config_from_args(args: argparse.Namespace) -> RealNetConfig:
     """The preset with the given flags applied; a ValueError becomes a UsageError naming the
     flag."""
+    from dnc_interactive.realnets.experiment import preset
+
     changes = {}
     for attr, field in _ARG_FIELDS.items():
         value = getattr(args, attr)
@@ -234,9 +248,12 @@ def run(args: argparse.Namespace) -> int:
             f"argument --out: {str(args.out)!r} is not valid: expected a .csv or .parquet file"
         )
     config = config_from_args(args)
-    if args.threads:
-        import torch
+    import torch
 
+    from dnc_interactive.realnets import data as data_mod
+    from dnc_interactive.realnets.experiment import RealNetExperiment
+
+    if args.threads:
         torch.set_num_threads(args.threads)
     try:
         exp = RealNetExperiment(config)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from dnc_interactive import theory
 from dnc_interactive.cli import common
 
 
@@ -22,6 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def result_for(config) -> dict:
+    from dnc_interactive import theory  # here, not at the top: parsing imports no torch
+
     opt = theory.optimum(config)
     cs = list(opt.c)
     qs = list(opt.q)

@@ -7,11 +7,13 @@ import math
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dnc_interactive import metrics, theory
 from dnc_interactive.cli import common
 from dnc_interactive.cli.common import fmt_number as _fmt
-from dnc_interactive.training import Trainer
+
+if TYPE_CHECKING:  # imported in the handlers: parsing arguments imports no torch
+    from dnc_interactive.training import Trainer
 
 DEFAULT_TOL = 1e-6
 DEFAULT_MAX_STEPS = 20_000
@@ -82,6 +84,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _make_trainer(args: argparse.Namespace, config) -> Trainer:
+    from dnc_interactive.training import Trainer
+
     overrides = {"optimizer": args.optimizer}
     if args.lr is not None:
         overrides["lr"] = args.lr
@@ -98,6 +102,8 @@ def _make_trainer(args: argparse.Namespace, config) -> Trainer:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dnc_interactive import metrics, theory
+
     _check(args)
     config = common.config_from_args(args)
     if args.threads:
