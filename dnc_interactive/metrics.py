@@ -31,6 +31,8 @@ quantity comes from the SVD of the (d, K) mean matrix. The model-level helpers
 from __future__ import annotations
 
 import math
+import numbers
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -41,6 +43,8 @@ from dnc_interactive.model import DUFM, Features
 F64 = torch.float64
 NC1_RCOND = 1e-6
 RANK_RTOL = 1e-3
+#: NC1 threshold of :func:`collapse_report`'s ``collapsed`` column.
+COLLAPSE_TOL = 1e-2
 
 #: Metrics emitted per layer and kind ("pre"/"post") by :func:`layer_metric_rows`.
 FEATURE_METRICS: tuple[str, ...] = (
@@ -60,33 +64,114 @@ def _f64(t: Tensor) -> Tensor:
     return t.detach().to(F64)
 
 
-def _check_matrix(name: str, A: Tensor) -> Tensor:
+def _describe_nonfinite(A: Tensor) -> str:
+    nan = int(torch.isnan(A).sum())
+    inf = int(torch.isinf(A).sum())
+    parts = [f"{nan} NaN" if nan else "", f"{inf} inf" if inf else ""]
+    return " and ".join(p for p in parts if p) + f" of {A.numel()} entries"
+
+
+def _check_finite(name: str, A: Tensor) -> Tensor:
+    if not bool(torch.isfinite(A).all()):
+        raise ValueError(
+            f"{name} contains non-finite values ({_describe_nonfinite(A)}): the collapse metrics"
+            " are undefined for NaN or inf input (did the training diverge?)"
+        )
+    return A
+
+
+def _check_matrix(name: str, A: Tensor, what: str = "rows", finite: bool = True) -> Tensor:
+    """A finite (unless ``finite=False``), non-empty 2-D tensor, as float64. ``what`` names
+    the rows in messages."""
     if not isinstance(A, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(A).__name__}")
     if A.ndim != 2:
         raise ValueError(f"{name} must be a 2-D tensor, got shape {tuple(A.shape)}")
-    return _f64(A)
+    if A.is_complex():
+        raise ValueError(f"{name} must be real, got dtype {A.dtype}")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(
+            f"{name} has shape {tuple(A.shape)}: expected at least one row ({what}) and one"
+            " column, the metrics are undefined for an empty matrix"
+        )
+    A = _f64(A)
+    return _check_finite(name, A) if finite else A
 
 
-def _check_xy(X: Tensor, y: Tensor, num_classes: int | None) -> tuple[Tensor, Tensor, int]:
-    X = _check_matrix("X", X)
+def _check_tolerance(name: str, value: object) -> float:
+    """A relative cut-off (``rcond`` / ``rtol``): a real number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} is not valid: expected a real number in [0, 1)")
+    v = float(value)
+    if not (0.0 <= v < 1.0):  # also rejects NaN
+        raise ValueError(
+            f"{name}={value!r} is not valid: expected a real number in [0, 1) (a cut-off"
+            " relative to the largest singular value; >= 1 would drop every direction)"
+        )
+    return v
+
+
+def _check_num_classes(num_classes: object, minimum: int = 2) -> int | None:
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise ValueError(
+            f"num_classes={num_classes!r} is not valid: expected an int >= {minimum} or None"
+        )
+    if int(num_classes) < minimum:
+        raise ValueError(f"num_classes={num_classes!r} is not valid: expected an int >= {minimum}")
+    return int(num_classes)
+
+
+def _check_xy(
+    X: Tensor,
+    y: Tensor,
+    num_classes: int | None,
+    min_classes: int = 2,
+    name: str = "X",
+    finite: bool = True,
+) -> tuple[Tensor, Tensor, int]:
     if not isinstance(y, Tensor) or y.ndim != 1:
         raise ValueError(f"y must be a 1-D integer tensor, got {y!r:.60}")
     if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
         raise ValueError(f"y must hold integer labels, got dtype {y.dtype}")
+    if y.numel() == 0:
+        raise ValueError("no samples: X and y are empty (X must be (d, N) with N >= 1)")
+    X = _check_matrix(name, X, what="d >= 1 features", finite=finite)
     if y.shape[0] != X.shape[1]:
         raise ValueError(
-            f"X has {X.shape[1]} columns (samples) but y has {y.shape[0]} labels:"
-            " X must be (d, N) with one column per sample"
+            f"{name} has {X.shape[1]} columns (samples) but y has {y.shape[0]} labels:"
+            f" {name} must be (d, N) with one column per sample"
         )
-    if y.numel() == 0:
-        raise ValueError("no samples: X and y are empty")
+    num_classes = _check_num_classes(num_classes, min_classes)
     y = y.to(device=X.device, dtype=torch.long)
     lo, hi = int(y.min()), int(y.max())
-    K = hi + 1 if num_classes is None else int(num_classes)
+    K = hi + 1 if num_classes is None else num_classes
     if lo < 0 or hi >= K:
         raise ValueError(f"labels must lie in 0..{K - 1}, got values in {lo}..{hi}")
+    if K < min_classes:
+        raise ValueError(
+            f"y has only K = {K} class(es) (labels 0..{hi}): the collapse metrics compare"
+            f" classes and need K >= {min_classes} (pass num_classes= if classes are missing)"
+        )
     return X, y, K
+
+
+def _pow2_scale(A: Tensor) -> Tensor:
+    """Power-of-two factor s (shape (..., 1, 1)) with max|A / s| in [1, 2); 1 where A = 0.
+
+    Dividing by a power of two is exact, so scale-invariant metrics computed from ``A / s``
+    are bitwise those of ``A`` whenever ``A``'s products neither overflow nor underflow, and
+    stay finite and accurate when they would (entries near 1e200 or 1e-200).
+    """
+    m = A.abs().amax(dim=(-2, -1), keepdim=True)
+    _, e = torch.frexp(m)
+    s = torch.exp2((e - 1).to(A.dtype))
+    return torch.where(m > 0, s, torch.ones_like(m))
+
+
+def _unit(A: Tensor) -> Tensor:
+    return A / _pow2_scale(A)
 
 
 def _mean_operator(y: Tensor, K: int) -> tuple[Tensor, Tensor]:
@@ -107,7 +192,10 @@ def _onehot_rows(y: Tensor, K: int) -> Tensor:
 # ====================================================================== tensor-valued cores
 # Each public metric is a float() around one of these; the model-level helpers call the cores
 # directly, batched over layers (a leading batch dimension), and convert everything to Python
-# numbers with a single .tolist(). All cores accept a leading batch dimension.
+# numbers with a single .tolist(). All cores accept a leading batch dimension and are
+# scale-safe: every matrix is divided by a power of two near its largest entry before any
+# product or norm (see _pow2_scale), so entries near 1e200 or 1e-200 neither overflow nor
+# underflow, and ordinary inputs give bitwise the values of the unscaled formulas.
 def _nan_like(t: Tensor) -> Tensor:
     return torch.full_like(t, math.nan)
 
@@ -116,25 +204,53 @@ def _centre(M: Tensor) -> Tensor:
     return M - M.mean(dim=-1, keepdim=True)
 
 
-def _nc1_core(s: Tensor, quad: Tensor, rcond: float) -> Tensor:
-    """sum over kept i of quad_i / s_i^2, i.e. tr(Sigma_W Sigma_B^+)/K.
+def _nc1_core(s: Tensor, quad: Tensor, rcond: float, rmax: Tensor) -> dict[str, Tensor]:
+    """NC1 and what its cut-off dropped, from the SVD of Mbar.
 
-    ``s`` are the singular values of Mbar (descending) and ``quad_i = u_i^T Sigma_W u_i``.
+    ``s`` are the singular values of Mbar (descending), ``quad_i = u_i^T Sigma_W u_i`` and
+    ``rmax`` = min(d, K - 1), the rank Sigma_B has when the K class means are in general
+    position (the centring makes index K - 1 structurally zero; it is never counted).
     Sigma_B = (1/K) U diag(s^2) U^T, so Sigma_B^+ = K sum_kept s_i^-2 u_i u_i^T; an eigenvalue
     s_i^2/K of Sigma_B is kept iff it exceeds rcond times the largest one (s_i^2 > rcond s_1^2).
+
+    Returns ``nc1`` = sum over kept i of quad_i / s_i^2 = tr(Sigma_W Sigma_B^+)/K, ``kept``,
+    ``dropped`` = rmax - kept (directions the cut-off, or an exact degeneracy, left out) and
+    ``hidden`` = sum over the dropped i < rmax of quad_i / (rcond s_1^2): a lower bound on what
+    those directions would add to NC1 (s_i^2 <= rcond s_1^2 there), 0 when no within-class
+    variance lies along them. ``nc1 + hidden`` can only be small if the classes have
+    separated in every direction the means could span.
     """
     s2 = s * s
-    top = s2[..., 0]
-    keep = s2 > rcond * top[..., None]
+    top = s2[..., :1]
+    index = torch.arange(s.shape[-1], device=s.device)
+    structural = index < rmax[..., None]
+    keep = (s2 > rcond * top) & structural
     val = torch.where(keep, quad / torch.where(keep, s2, torch.ones_like(s2)), 0.0).sum(-1)
-    return torch.where(top > 0, val, _nan_like(val))
+    floor = rcond * top  # 0 for rcond = 0: only exact zeros are dropped, any variance is inf
+    ratio = torch.where(
+        floor > 0,
+        quad / torch.where(floor > 0, floor, torch.ones_like(floor)),
+        torch.where(quad > 0, math.inf, 0.0),
+    )
+    hidden = torch.where(structural & ~keep, ratio, 0.0).sum(-1)
+    defined = top[..., 0] > 0
+    kept = keep.sum(-1).to(F64)
+    return {
+        "nc1": torch.where(defined, val, _nan_like(val)),
+        "nc1_kept": kept,
+        "nc1_dropped": rmax.to(F64) - kept,
+        "nc1_hidden": torch.where(defined, hidden, _nan_like(hidden)),
+    }
 
 
 def _trace_ratio_core(trW: Tensor, trB: Tensor) -> Tensor:
     return torch.where(trB > 0, trW / torch.where(trB > 0, trB, 1.0), _nan_like(trB))
 
 
-def _normalised_gram_error(G: Tensor, target: Tensor) -> Tensor:
+def _normalised_gram_error(M: Tensor, target: Tensor) -> Tensor:
+    """|| G/||G||_F - target ||_F for G = M^T M, computed from M scaled to entries ~ 1."""
+    M = _unit(M)
+    G = M.mT @ M
     norm = torch.linalg.matrix_norm(G)[..., None, None]
     return torch.linalg.matrix_norm(G / norm - target)
 
@@ -142,22 +258,25 @@ def _normalised_gram_error(G: Tensor, target: Tensor) -> Tensor:
 def _nc2_orth_core(M: Tensor) -> Tensor:
     K = M.shape[-1]
     eye = torch.eye(K, dtype=F64, device=M.device)
-    return _normalised_gram_error(M.mT @ M, eye / math.sqrt(K))
+    return _normalised_gram_error(M, eye / math.sqrt(K))
 
 
 def _nc2_etf_core(Mbar: Tensor) -> Tensor:
     K = Mbar.shape[-1]
     eye = torch.eye(K, dtype=F64, device=Mbar.device)
-    return _normalised_gram_error(Mbar.mT @ Mbar, (eye - 1.0 / K) / math.sqrt(K - 1))
+    return _normalised_gram_error(Mbar, (eye - 1.0 / K) / math.sqrt(K - 1))
 
 
-def _equinorm_core(norms: Tensor) -> Tensor:
-    """From the norms ||mu_c - mu_G|| (last dimension = classes)."""
+def _equinorm_core(Mbar: Tensor) -> Tensor:
+    """std_c / mean_c of the norms ||mu_c - mu_G|| (the columns of Mbar)."""
+    norms = torch.linalg.vector_norm(_unit(Mbar), dim=-2)
     return norms.std(dim=-1, correction=0) / norms.mean(dim=-1)
 
 
-def _coherence_core(Mbar: Tensor, norms: Tensor) -> Tensor:
+def _coherence_core(Mbar: Tensor) -> Tensor:
     K = Mbar.shape[-1]
+    Mbar = _unit(Mbar)
+    norms = torch.linalg.vector_norm(Mbar, dim=-2)
     cos = (Mbar.mT @ Mbar) / (norms[..., :, None] * norms[..., None, :])
     off = ~torch.eye(K, dtype=torch.bool, device=Mbar.device)
     return ((cos + 1.0 / (K - 1)).abs() * off).sum((-2, -1)) / (K * (K - 1))
@@ -168,6 +287,7 @@ def _rank_core(s: Tensor, rtol: float) -> Tensor:
 
 
 def _nc3_core(W: Tensor, M: Tensor) -> Tensor:
+    W, M = _unit(W), _unit(M)
     return torch.linalg.matrix_norm(
         W / torch.linalg.matrix_norm(W) - M.mT / torch.linalg.matrix_norm(M)
     )
@@ -175,24 +295,33 @@ def _nc3_core(W: Tensor, M: Tensor) -> Tensor:
 
 def _dnc3_core(W: Tensor, U: Tensor, s: Tensor, rcond: float) -> Tensor:
     """||W (I - P) ||_F / ||W||_F with P = Uk Uk^T, Uk the left singular vectors of M kept."""
+    W = _unit(W)
     Uk = U * (s > rcond * s[..., :1])[..., None, :]
     resid = W - (W @ Uk) @ Uk.mT
     return torch.linalg.matrix_norm(resid) / torch.linalg.matrix_norm(W)
 
 
 def _nc4_core(X: Tensor, M: Tensor, Z: Tensor) -> Tensor:
+    """``X`` and ``M`` must be scaled alike (the nearest mean does not change), ``Z`` any way."""
     ncc = ((M * M).sum(0)[:, None] - 2.0 * (M.T @ X)).argmin(dim=0)
     return (Z.argmax(dim=0) != ncc).to(F64).mean()
 
 
-def _feature_cores(X: Tensor, A: Tensor, E: Tensor, rcond: float, rtol: float) -> dict:
+def _feature_cores(
+    X: Tensor, A: Tensor, E: Tensor, rcond: float, rtol: float, dims: Tensor | None = None
+) -> dict:
     """Per-layer feature metrics of a batch (B, d, N) of float64 feature matrices.
 
     ``A`` (N, K) maps features to class means (``X @ A = M``), ``E`` (K, N) is the one-hot
-    label matrix (``M @ E = M[:, y]``). Returns (B,) tensors for the metrics of
-    :data:`FEATURE_METRICS` and the intermediate M, its SVD (UM, sM).
+    label matrix (``M @ E = M[:, y]``), ``dims`` (B,) the true feature dimension of each
+    matrix when the batch is zero-padded (default d). Returns (B,) tensors for the metrics of
+    :data:`FEATURE_METRICS`, NC1's ``nc1_kept`` / ``nc1_dropped`` / ``nc1_hidden``, and the
+    intermediate ``scale`` (B, 1, 1) (the power of two the features were divided by), the
+    scaled class means ``M`` = (X / scale) @ A and their SVD (UM, sM).
     """
     N, K = A.shape
+    scale = _pow2_scale(X)
+    X = X / scale
     M = X @ A
     R = X - M @ E
     Mbar = _centre(M)
@@ -200,19 +329,22 @@ def _feature_cores(X: Tensor, A: Tensor, E: Tensor, rcond: float, rtol: float) -
     Us, ss, _ = torch.linalg.svd(torch.cat([Mbar, M]), full_matrices=False)  # one LAPACK batch
     U, s, UM, sM = Us[:B], ss[:B], Us[B:], ss[B:]
     quad = (U.mT @ R).pow(2).sum(-1) / N
-    cnorms = torch.linalg.vector_norm(Mbar, dim=-2)
+    if dims is None:
+        dims = torch.full((B,), X.shape[-2], device=X.device)
+    rmax = torch.clamp(dims.to(X.device), max=K - 1)
     return {
         "M": M,
+        "scale": scale,
         "UM": UM,
         "sM": sM,
-        "nc1": _nc1_core(s, quad, rcond),
+        **_nc1_core(s, quad, rcond, rmax),
         "nc1_trace": _trace_ratio_core(R.pow(2).sum((-2, -1)) / N, s.pow(2).sum(-1) / K),
         "nc2_orth": _nc2_orth_core(M),
         "nc2_etf": _nc2_etf_core(Mbar),
-        "equinorm": _equinorm_core(cnorms),
-        "coherence": _coherence_core(Mbar, cnorms),
+        "equinorm": _equinorm_core(Mbar),
+        "coherence": _coherence_core(Mbar),
         "rank": _rank_core(sM, rtol).to(F64),
-        "mean_norm": torch.linalg.vector_norm(M, dim=-2).mean(-1),
+        "mean_norm": torch.linalg.vector_norm(M, dim=-2).mean(-1) * scale[..., 0, 0],
     }
 
 
@@ -223,13 +355,47 @@ def _one_shot_cores(X: Tensor, y: Tensor, num_classes: int | None, rcond: float)
 
 
 # ====================================================================== one-shot metrics
+class NC1Details(NamedTuple):
+    """NC1 with what its pseudo-inverse cut-off left out (:func:`nc1_details`).
+
+    Attributes:
+        value: NC1 = tr(Sigma_W Sigma_B^+) / K, as :func:`nc1` returns it (``nan`` when all
+            class means are equal).
+        kept: directions of Sigma_B kept by the cut-off.
+        dropped: ``min(d, K - 1) - kept``: directions the class means could span but do not
+            (below the cut-off, or exactly degenerate, e.g. two equal class means). NC1 does
+            not see the within-class variance along them.
+        hidden: a lower bound on what the dropped directions would add to NC1, the
+            within-class variance along them divided by the cut-off ``rcond * s_1^2`` (0 when
+            nothing is dropped or no within-class variance lies there; ``inf`` for variance
+            along an exactly degenerate direction with ``rcond = 0``).
+    """
+
+    value: float
+    kept: int
+    dropped: int
+    hidden: float
+
+    @property
+    def bound(self) -> float:
+        """``value + hidden``: NC1 with the dropped directions counted at the cut-off."""
+        return self.value + self.hidden
+
+    def collapsed(self, tol: float) -> bool:
+        """True iff NC1 is below ``tol`` *and* the cut-off hides nothing that could exceed it:
+        ``value + hidden < tol`` (False for ``nan``). Classes whose means have not separated
+        (a dropped direction carrying within-class variance) are never reported collapsed."""
+        return bool(self.bound < tol)
+
+
 def class_means(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
     """Class-mean matrix M = [mu_0, ..., mu_{K-1}] in float64, shape (d, K) (theory §3).
 
     ``mu_c = (1/n_c) sum_{i: y_i = c} x_i``; classes may have different sizes. K is
-    ``num_classes`` or ``max(y) + 1``. A class with no sample raises ``ValueError``.
+    ``num_classes`` or ``max(y) + 1`` (K = 1 allowed here). A class with no sample, an empty
+    or non-finite ``X`` raise ``ValueError``.
     """
-    X, y, K = _check_xy(X, y, num_classes)
+    X, y, K = _check_xy(X, y, num_classes, min_classes=1)
     A, _ = _mean_operator(y, K)
     return X @ A
 
@@ -241,13 +407,35 @@ def nc1(X: Tensor, y: Tensor, rcond: float = NC1_RCOND, num_classes: int | None 
     Sigma_B is kept iff it is larger than ``rcond`` times the largest eigenvalue of Sigma_B (the
     convention of ``numpy.linalg.pinv(Sigma_B, rcond)``). Since Sigma_B = (1/K) Mbar Mbar^T, its
     eigenvalues are s_i^2 / K for the singular values s_i of Mbar: direction i is kept iff
-    ``s_i^2 > rcond * s_1^2`` (i.e. ``s_i > sqrt(rcond) * s_1``).
+    ``s_i^2 > rcond * s_1^2`` (i.e. ``s_i > sqrt(rcond) * s_1``), for i < min(d, K - 1) (the
+    centring makes the K-th direction zero by construction). ``rcond`` must lie in [0, 1).
 
     Computed without any d x d matrix: with Mbar = U diag(s) V^T,
     ``tr(Sigma_W Sigma_B^+)/K = sum_kept ||u_i^T (X - M[:, y])||^2 / (N s_i^2)``.
-    Returns ``nan`` when Sigma_B = 0 (all class means equal).
+    Returns ``nan`` when Sigma_B = 0 (all class means equal). A small value does not say that
+    every class has separated: see :func:`nc1_details` for the directions the cut-off dropped.
+
+    Raises:
+        ValueError: non-finite or empty ``X``, fewer than 2 classes, bad labels or ``rcond``.
     """
-    return float(_one_shot_cores(X, y, num_classes, rcond)["nc1"][0])
+    return nc1_details(X, y, rcond, num_classes).value
+
+
+def nc1_details(
+    X: Tensor, y: Tensor, rcond: float = NC1_RCOND, num_classes: int | None = None
+) -> NC1Details:
+    """NC1 (as :func:`nc1`) with the number of directions its cut-off dropped (:class:`NC1Details`).
+
+    Use ``nc1_details(X, y).collapsed(tol)`` rather than ``nc1(X, y) < tol`` to decide that a
+    layer has collapsed: NC1 ignores the within-class variance along the directions the
+    cut-off drops, so classes whose means have not separated can give a small NC1.
+    """
+    rcond = _check_tolerance("rcond", rcond)
+    out = _one_shot_cores(X, y, num_classes, rcond)
+    value, kept, dropped, hidden = torch.stack(
+        [out["nc1"][0], out["nc1_kept"][0], out["nc1_dropped"][0], out["nc1_hidden"][0]]
+    ).tolist()
+    return NC1Details(value, int(kept), int(dropped), hidden)
 
 
 def nc1_trace(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
@@ -259,13 +447,24 @@ def nc1_trace(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
     return float(_one_shot_cores(X, y, num_classes, NC1_RCOND)["nc1_trace"][0])
 
 
+def _check_means(M: Tensor, name: str = "M") -> Tensor:
+    M = _check_matrix(name, M, what="d >= 1 features")
+    if M.shape[1] < 2:
+        raise ValueError(
+            f"{name} has shape {tuple(M.shape)}: K = {M.shape[1]} class mean(s), the collapse"
+            " metrics compare classes and need K >= 2 columns"
+        )
+    return M
+
+
 def nc2_orthogonal(M: Tensor) -> float:
     """NC2 orthogonal-frame error ``|| M^T M/||M^T M||_F - I_K/sqrt(K) ||_F`` (theory §3, NC2).
 
     Uncentred (bias-free MSE, [S7] ``compute_NC2_Identity``): 0 iff the class means are
-    orthogonal with equal norms. ``nan`` for M = 0.
+    orthogonal with equal norms. ``nan`` for M = 0. Scale-safe: M is normalised before its
+    Gram matrix is formed.
     """
-    return float(_nc2_orth_core(_check_matrix("M", M)))
+    return float(_nc2_orth_core(_check_means(M)))
 
 
 def nc2_etf(M: Tensor) -> float:
@@ -275,10 +474,7 @@ def nc2_etf(M: Tensor) -> float:
     ``Mbar = M - mu_G 1^T`` and mu_G the mean of the columns. 0 iff the centred means form a
     simplex ETF (a centred orthogonal frame is one). ``nan`` when all columns are equal.
     """
-    M = _check_matrix("M", M)
-    if M.shape[1] < 2:
-        raise ValueError(f"nc2_etf needs K >= 2 class means, got {M.shape[1]}")
-    return float(_nc2_etf_core(_centre(M)))
+    return float(_nc2_etf_core(_centre(_check_means(M))))
 
 
 def equinorm(M: Tensor) -> float:
@@ -288,7 +484,7 @@ def equinorm(M: Tensor) -> float:
     (``correction=0``, i.e. ``unbiased=False``: divide by K, not K - 1), so K equal-spread
     norms give the same value whatever K. ``nan`` when all columns are equal.
     """
-    return float(_equinorm_core(torch.linalg.vector_norm(_centre(_check_matrix("M", M)), dim=0)))
+    return float(_equinorm_core(_centre(_check_means(M))))
 
 
 def coherence(M: Tensor) -> float:
@@ -296,11 +492,7 @@ def coherence(M: Tensor) -> float:
 
     Papyan's ``cos_M`` [S9]: 0 for a simplex ETF. ``nan`` when a centred mean is 0.
     """
-    M = _check_matrix("M", M)
-    if M.shape[1] < 2:
-        raise ValueError(f"coherence needs K >= 2 class means, got {M.shape[1]}")
-    Mbar = _centre(M)
-    return float(_coherence_core(Mbar, torch.linalg.vector_norm(Mbar, dim=0)))
+    return float(_coherence_core(_centre(_check_means(M))))
 
 
 def nc3_self_duality(W: Tensor, M: Tensor) -> float:
@@ -309,7 +501,7 @@ def nc3_self_duality(W: Tensor, M: Tensor) -> float:
     ``W`` is the last layer W_L (K, d) and ``M`` the (d, K) post-activation class means of its
     input H_L; uncentred (bias-free). ``nan`` if W or M is 0.
     """
-    W, M = _check_matrix("W", W), _check_matrix("M", M)
+    W, M = _check_matrix("W", W), _check_means(M)
     if W.shape != M.T.shape:
         raise ValueError(f"W has shape {tuple(W.shape)} but M^T has shape {tuple(M.T.shape)}")
     return float(_nc3_core(W, M))
@@ -320,13 +512,14 @@ def dnc3_subspace(W: Tensor, M: Tensor, rcond: float = NC1_RCOND) -> float:
 
     ``W`` is (d_out, d), ``M`` the (d, K) class means of W's input, P_M the orthogonal projector
     onto span(M) built from the left singular vectors of M whose singular value exceeds
-    ``rcond`` times the largest one (relative rank cut-off on the singular values of M itself).
-    0 iff every row of W lies in span(M); 1 for M = 0; ``nan`` for W = 0.
+    ``rcond`` (in [0, 1)) times the largest one (relative rank cut-off on the singular values
+    of M itself). 0 iff every row of W lies in span(M); 1 for M = 0; ``nan`` for W = 0.
     """
-    W, M = _check_matrix("W", W), _check_matrix("M", M)
+    rcond = _check_tolerance("rcond", rcond)
+    W, M = _check_matrix("W", W), _check_means(M)
     if W.shape[1] != M.shape[0]:
         raise ValueError(f"W has {W.shape[1]} columns but M has {M.shape[0]} rows")
-    U, s, _ = torch.linalg.svd(M, full_matrices=False)
+    U, s, _ = torch.linalg.svd(_unit(M), full_matrices=False)
     return float(_dnc3_core(W, U, s, rcond))
 
 
@@ -336,12 +529,13 @@ def nc4_ncc_mismatch(X: Tensor, y: Tensor, W: Tensor, num_classes: int | None = 
     Papyan's ``NCC_mismatch`` [S9]; the means are computed from ``X`` and ``y``. Ties go to
     the lowest class index on both sides.
     """
-    W = _check_matrix("W", W)
+    W = _check_matrix("W", W, what="one per class")
     X, y, K = _check_xy(X, y, num_classes if num_classes is not None else W.shape[0])
     if W.shape[1] != X.shape[0] or W.shape[0] != K:
         raise ValueError(f"W has shape {tuple(W.shape)}, expected ({K}, {X.shape[0]})")
     A, _ = _mean_operator(y, K)
-    return float(_nc4_core(X, X @ A, W @ X))
+    X = _unit(X)
+    return float(_nc4_core(X, X @ A, _unit(W) @ X))
 
 
 def singular_values(M: Tensor) -> Tensor:
@@ -349,25 +543,26 @@ def singular_values(M: Tensor) -> Tensor:
 
     A zero matrix gives all zeros.
     """
-    s = torch.linalg.svdvals(_check_matrix("M", M))
+    s = torch.linalg.svdvals(_unit(_check_matrix("M", M)))
     return s / s[0] if float(s[0]) > 0 else s
 
 
 def rank(M: Tensor, rtol: float = RANK_RTOL) -> int:
     """Numerical rank ``#{sigma_i > rtol * sigma_max}`` (theory §3; the follow-up's [S5]).
 
-    0 for a zero matrix.
+    ``rtol`` must lie in [0, 1). 0 for a zero matrix.
     """
-    s = torch.linalg.svdvals(_check_matrix("M", M))
+    rtol = _check_tolerance("rtol", rtol)
+    s = torch.linalg.svdvals(_unit(_check_matrix("M", M)))
     return int(_rank_core(s, rtol))
 
 
 def gram(M: Tensor) -> Tensor:
     """Normalised Gram matrix ``M^T M / ||M^T M||_F`` (K x K, float64; theory §3, NC2 heat-map).
 
-    All zeros for M = 0.
+    All zeros for M = 0. Scale-safe (M is normalised before the product).
     """
-    M = _check_matrix("M", M)
+    M = _unit(_check_matrix("M", M))
     G = M.T @ M
     n = torch.linalg.matrix_norm(G)
     return G / n if float(n) > 0 else G
@@ -390,13 +585,13 @@ class CollapseAccumulator:
     """
 
     def __init__(self, num_classes: int, dim: int, rcond: float = NC1_RCOND) -> None:
-        if not isinstance(num_classes, int) or num_classes < 2:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes={num_classes!r} is not valid: expected an int >= 2")
-        if not isinstance(dim, int) or dim < 1:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim={dim!r} is not valid: expected an int >= 1")
         self.num_classes = num_classes
         self.dim = dim
-        self.rcond = rcond
+        self.rcond = _check_tolerance("rcond", rcond)
         self.reset()
 
     def reset(self) -> None:
@@ -405,6 +600,9 @@ class CollapseAccumulator:
         self.counts = torch.zeros(self.num_classes, dtype=F64)
         self.means = torch.zeros(self.dim, self.num_classes, dtype=F64)
         self.scatter = torch.zeros(self.dim, self.dim, dtype=F64)
+        self._nonfinite: list[int] = []  # 1-based numbers of the updates with NaN/inf features
+        self._finite_flags: list[Tensor] = []  # per update, checked in compute() (no sync here)
+        self._updates = 0
 
     @property
     def num_samples(self) -> int:
@@ -412,8 +610,12 @@ class CollapseAccumulator:
 
     @torch.no_grad()
     def update(self, X_batch: Tensor, y_batch: Tensor) -> None:
-        """Add a (d, B) batch of features with its (B,) labels; classes may be missing."""
-        X, y, K = _check_xy(X_batch, y_batch, self.num_classes)
+        """Add a (d, B) batch of features with its (B,) labels; classes may be missing.
+
+        Non-finite features are accepted here (no device synchronisation per batch) and make
+        :meth:`compute` raise, naming the update.
+        """
+        X, y, K = _check_xy(X_batch, y_batch, self.num_classes, name="X_batch", finite=False)
         if X.shape[0] != self.dim:
             raise ValueError(f"X_batch has {X.shape[0]} rows, expected dim={self.dim}")
         if self._device is None:
@@ -422,6 +624,8 @@ class CollapseAccumulator:
             self.means = self.means.to(X.device)
             self.scatter = self.scatter.to(X.device)
         X, y = X.to(self._device), y.to(self._device)
+        self._updates += 1
+        self._finite_flags.append(torch.isfinite(X).all())
         onehot = torch.nn.functional.one_hot(y, K).to(F64)
         m = onehot.sum(0)
         nu = (X @ onehot) / m.clamp_min(1.0)
@@ -440,38 +644,64 @@ class CollapseAccumulator:
         """Metrics of everything seen so far.
 
         Keys: nc1, nc1_trace, nc2_orth, nc2_etf, equinorm, coherence, rank, mean_norm (Python
-        numbers, as the one-shot functions), ``means`` (d, K) and ``counts`` (K,) tensors and
-        ``num_samples``. Raises ``ValueError`` before any update or while a class has no sample.
+        numbers, as the one-shot functions), ``nc1_details`` (:class:`NC1Details`), ``means``
+        (d, K) and ``counts`` (K,) tensors and ``num_samples``. Raises ``ValueError`` before
+        any update, while a class has no sample, or after an update with non-finite features.
         """
         if self._device is None or self.num_samples == 0:
             raise ValueError("compute() called before any update(): no samples seen")
         if bool((self.counts == 0).any()):
             missing = torch.nonzero(self.counts == 0).flatten().tolist()
             raise ValueError(f"class(es) {missing} have no samples yet: their means are undefined")
+        if self._finite_flags:
+            flags = torch.stack(self._finite_flags).tolist()
+            first = self._updates - len(flags) + 1
+            self._nonfinite += [first + i for i, ok in enumerate(flags) if not ok]
+            self._finite_flags = []
+        if self._nonfinite:
+            raise ValueError(
+                f"X_batch of update(s) {self._nonfinite} contained non-finite values (NaN or"
+                " inf): the collapse metrics are undefined (did the training diverge?); call"
+                " reset() and feed finite features"
+            )
+        if not bool(torch.isfinite(self.scatter).all() & torch.isfinite(self.means).all()):
+            raise ValueError(
+                "the accumulated scatter overflowed float64 (features with entries above about"
+                " 1e150): rescale the features before update()"
+            )
         N = self.counts.sum()
         K = self.num_classes
-        M = self.means
-        Sw = self.scatter / N
+        # scale-safe: means by a power of two c near their size, the scatter by c^2
+        big = torch.maximum(self.means.abs().max(), self.scatter.abs().max().sqrt() / N.sqrt())
+        c = _pow2_scale(big.view(1, 1))[0, 0]
+        M = self.means / c
+        Sw = self.scatter / N / (c * c)
         Mbar = _centre(M)
         U, s, _ = torch.linalg.svd(Mbar, full_matrices=False)
         sM = torch.linalg.svdvals(M)
         quad = ((Sw @ U) * U).sum(0)
-        cnorms = torch.linalg.vector_norm(Mbar, dim=0)
+        rmax = torch.tensor(min(self.dim, K - 1), device=M.device)
+        nc1 = _nc1_core(s, quad, self.rcond, rmax)
         vals = torch.stack(
             [
-                _nc1_core(s, quad, self.rcond),
+                nc1["nc1"],
                 _trace_ratio_core(torch.trace(Sw), s.pow(2).sum() / K),
                 _nc2_orth_core(M),
                 _nc2_etf_core(Mbar),
-                _equinorm_core(cnorms),
-                _coherence_core(Mbar, cnorms),
+                _equinorm_core(Mbar),
+                _coherence_core(Mbar),
                 _rank_core(sM, RANK_RTOL).to(F64),
-                torch.linalg.vector_norm(M, dim=0).mean(),
+                torch.linalg.vector_norm(M, dim=0).mean() * c,
+                nc1["nc1_kept"],
+                nc1["nc1_dropped"],
+                nc1["nc1_hidden"],
             ]
         ).tolist()
-        out: dict = dict(zip(FEATURE_METRICS, vals, strict=True))
+        n = len(FEATURE_METRICS)
+        out: dict = dict(zip(FEATURE_METRICS, vals[:n], strict=True))
         out["rank"] = int(out["rank"])
-        out["means"] = M.clone()
+        out["nc1_details"] = NC1Details(vals[0], int(vals[n]), int(vals[n + 1]), vals[n + 2])
+        out["means"] = self.means.clone()
         out["counts"] = self.counts.clone()
         out["num_samples"] = self.num_samples
         return out
@@ -510,6 +740,89 @@ def _stack_padded(mats: list[Tensor], cols: int = 0) -> Tensor:
     return out
 
 
+def _set_name(l: int, kind: str) -> str:
+    return "H1" if l == 1 else ("H~" if kind == "pre" else "H") + f"_{l}"
+
+
+def _check_finite_all(named: list[tuple[str, Tensor]]) -> None:
+    """Raise ValueError naming every non-finite tensor of ``named`` (one device sync)."""
+    ok = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
+    bad = [name for (name, _), good in zip(named, ok, strict=True) if not good]
+    if bad:
+        raise ValueError(
+            f"the model's {', '.join(bad)} contain non-finite values (NaN or inf): the collapse"
+            " metrics are undefined for them (did the training diverge?)"
+        )
+
+
+_DETAIL_KEYS = ("nc1", "nc1_kept", "nc1_dropped", "nc1_hidden")
+
+
+def _layer_rows(
+    model: DUFM, features: Features | None = None
+) -> tuple[list[tuple[int, str, str, float]], dict[tuple[int, str], NC1Details]]:
+    """:func:`layer_metric_rows` and each feature set's :class:`NC1Details`."""
+    features = _features(model, features)
+    cfg = model.config
+    K, L = cfg.K, cfg.L
+    y = model.labels
+    E = torch.nn.functional.one_hot(y, K).to(F64).T  # every class has >= 1 sample (config)
+    A = (E / E.sum(1, keepdim=True)).T
+
+    # Distinct feature tensors (H~_1 is H_1; with a linear activation pre is post throughout).
+    sets = _layer_sets(model, features)
+    unique: list[Tensor] = []
+    names: list[str] = []
+    slot: list[int] = []
+    for l, kind, X in sets:
+        j = next((i for i, u in enumerate(unique) if u is X), None)
+        if j is None:
+            unique.append(X)
+            names.append(_set_name(l, kind))
+            j = len(unique) - 1
+        slot.append(j)
+    batch = _stack_padded(unique)
+    weights = [(f"W_{l}", model.W[l - 1]) for l in range(1, L + 1)]
+    _check_finite_all([*zip(names, batch.unbind()), *weights, ("Z", features.output)])
+    dims = torch.tensor([u.shape[0] for u in unique], device=batch.device)
+    stats = _feature_cores(batch, A, E, NC1_RCOND, RANK_RTOL, dims)
+    table = torch.stack([stats[name] for name in FEATURE_METRICS], dim=1)  # (B, 8)
+    details = torch.stack([stats[k] for k in _DETAIL_KEYS], dim=1)  # (B, 4)
+
+    post = [slot[2 * (l - 1) + 1] for l in range(1, L + 1)]  # batch index of H_l
+    Ws = [model.W[l - 1] for l in range(1, L)]
+    weight_vals = []
+    if Ws:
+        Wb = _stack_padded(Ws, cols=stats["UM"].shape[-2])
+        idx = torch.tensor(post[:-1], device=y.device)
+        weight_vals.append(_dnc3_core(Wb, stats["UM"][idx], stats["sM"][idx], NC1_RCOND))
+    W_L = _f64(model.W[L - 1])
+    d_L = W_L.shape[1]
+    M_L = stats["M"][post[-1], :d_L]  # scaled by stats["scale"][post[-1]], as X_L below
+    weight_vals.append(_nc3_core(W_L, M_L)[None])
+    X_L = _f64(features.post[L - 1]) / stats["scale"][post[-1]]
+    Z = _unit(W_L) @ X_L  # argmax only: any positive scale
+    q = torch.diagonal(_f64(features.output) @ A)  # the model's own Z, as output_scale_frame
+    out_vals = torch.cat([_nc4_core(X_L, M_L, Z)[None], q])
+    values = torch.cat([table.flatten(), *weight_vals, out_vals, details.flatten()]).tolist()
+
+    n = len(FEATURE_METRICS)
+    rows: list[tuple[int, str, str, float]] = []
+    nc1_info: dict[tuple[int, str], NC1Details] = {}
+    tail_start = table.numel() + L + 1 + K
+    for i, (l, kind, _) in enumerate(sets):
+        base = slot[i] * n
+        rows += [(l, kind, m, values[base + j]) for j, m in enumerate(FEATURE_METRICS)]
+        v, kept, dropped, hidden = values[tail_start + 4 * slot[i] : tail_start + 4 * slot[i] + 4]
+        nc1_info[(l, kind)] = NC1Details(v, int(kept), int(dropped), hidden)
+        if kind == "post":
+            rows.append((l, "weight", "nc3", values[table.numel() + l - 1]))
+    tail = values[table.numel() + L :]
+    rows.append((L + 1, "output", "nc4", tail[0]))
+    rows += [(L + 1, "output", f"q_{k}", tail[1 + k]) for k in range(K)]
+    return rows, nc1_info
+
+
 @torch.no_grad()
 def layer_metric_rows(
     model: DUFM, features: Features | None = None
@@ -531,56 +844,24 @@ def layer_metric_rows(
     then the output rows. Values are the same as the one-shot functions'. For speed, all
     layers are processed as one zero-padded float64 batch (each class-mean matrix is computed
     once) and the values leave the device in one transfer. ``features`` (from
-    ``model.forward()``) is reused when given.
+    ``model.forward()``) is reused when given. Non-finite features or weights raise
+    ``ValueError`` naming the tensor (H1, H~_l, H_l, W_l or Z).
     """
-    features = _features(model, features)
-    cfg = model.config
-    K, L = cfg.K, cfg.L
-    y = model.labels
-    E = torch.nn.functional.one_hot(y, K).to(F64).T  # every class has >= 1 sample (config)
-    A = (E / E.sum(1, keepdim=True)).T
+    return _layer_rows(model, features)[0]
 
-    # Distinct feature tensors (H~_1 is H_1; with a linear activation pre is post throughout).
-    sets = _layer_sets(model, features)
-    unique: list[Tensor] = []
-    slot: list[int] = []
-    for _, _, X in sets:
-        j = next((i for i, u in enumerate(unique) if u is X), None)
-        if j is None:
-            unique.append(X)
-            j = len(unique) - 1
-        slot.append(j)
-    stats = _feature_cores(_stack_padded(unique), A, E, NC1_RCOND, RANK_RTOL)
-    table = torch.stack([stats[name] for name in FEATURE_METRICS], dim=1)  # (B, 8)
 
-    post = [slot[2 * (l - 1) + 1] for l in range(1, L + 1)]  # batch index of H_l
-    Ws = [model.W[l - 1] for l in range(1, L)]
-    weight_vals = []
-    if Ws:
-        Wb = _stack_padded(Ws, cols=stats["UM"].shape[-2])
-        idx = torch.tensor(post[:-1], device=y.device)
-        weight_vals.append(_dnc3_core(Wb, stats["UM"][idx], stats["sM"][idx], NC1_RCOND))
-    W_L = _f64(model.W[L - 1])
-    d_L = W_L.shape[1]
-    M_L = stats["M"][post[-1], :d_L]
-    weight_vals.append(_nc3_core(W_L, M_L)[None])
-    X_L = _f64(features.post[L - 1])
-    Z = W_L @ X_L
-    q = torch.diagonal(_f64(features.output) @ A)  # the model's own Z, as output_scale_frame
-    out_vals = torch.cat([_nc4_core(X_L, M_L, Z)[None], q])
-    values = torch.cat([table.flatten(), *weight_vals, out_vals]).tolist()
+@torch.no_grad()
+def nc1_layer_details(
+    model: DUFM, features: Features | None = None
+) -> dict[tuple[int, str], NC1Details]:
+    """:class:`NC1Details` of every feature set, keyed ``(layer, kind)`` with kinds "pre" and
+    "post" for l = 1..L (computed with :func:`layer_metric_rows`' batch).
 
-    n = len(FEATURE_METRICS)
-    rows: list[tuple[int, str, str, float]] = []
-    for i, (l, kind, _) in enumerate(sets):
-        base = slot[i] * n
-        rows += [(l, kind, m, values[base + j]) for j, m in enumerate(FEATURE_METRICS)]
-        if kind == "post":
-            rows.append((l, "weight", "nc3", values[table.numel() + l - 1]))
-    tail = values[table.numel() + L :]
-    rows.append((L + 1, "output", "nc4", tail[0]))
-    rows += [(L + 1, "output", f"q_{k}", tail[1 + k]) for k in range(K)]
-    return rows
+    ``all(d.collapsed(tol) for d in nc1_layer_details(model).values())`` is the honest
+    "every layer has collapsed" test: it fails when a layer's class means have not separated
+    along a direction the NC1 cut-off dropped.
+    """
+    return _layer_rows(model, features)[1]
 
 
 def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
@@ -589,11 +870,16 @@ def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
     One row per layer (``kind="pre"`` or ``"post"``) or per layer x kind (``kind="both"``),
     with columns ``layer`` (1..L), ``kind``, nc1, nc1_trace, nc2_orth, nc2_etf, equinorm,
     coherence, nc3 (the weight metric of that layer: self-duality for L, subspace error below),
-    rank and mean_norm. Built from :func:`layer_metric_rows`.
+    rank, mean_norm, ``nc1_dropped`` (directions of Sigma_B that NC1's pseudo-inverse cut-off
+    dropped, out of min(d, K - 1); NC1 does not see the within-class variance along them),
+    ``nc1_hidden`` (a lower bound on what they would add to NC1, see :class:`NC1Details`) and
+    ``collapsed`` (``nc1 + nc1_hidden < 1e-2``: never True for a layer whose class means
+    have not separated). Built from :func:`layer_metric_rows`.
     """
     if kind not in ("pre", "post", "both"):
         raise ValueError(f"kind={kind!r} is not valid: expected 'pre', 'post' or 'both'")
-    rows = layer_metric_rows(model)
+    with torch.no_grad():
+        rows, info = _layer_rows(model)
     kinds = ("pre", "post") if kind == "both" else (kind,)
     nc3 = {l: v for l, k, m, v in rows if k == "weight"}
     records: dict[tuple[int, str], dict] = {}
@@ -606,8 +892,22 @@ def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
         rec = records[lk]
         rec["nc3"] = nc3[lk[0]]
         rec["rank"] = int(rec["rank"])
+        d = info[lk]
+        rec["nc1_dropped"] = d.dropped
+        rec["nc1_hidden"] = d.hidden
+        rec["collapsed"] = d.collapsed(COLLAPSE_TOL)
         data.append(rec)
-    columns = ["layer", "kind", *FEATURE_METRICS[:6], "nc3", "rank", "mean_norm"]
+    columns = [
+        "layer",
+        "kind",
+        *FEATURE_METRICS[:6],
+        "nc3",
+        "rank",
+        "mean_norm",
+        "nc1_dropped",
+        "nc1_hidden",
+        "collapsed",
+    ]
     return pd.DataFrame(data, columns=columns)
 
 
@@ -762,7 +1062,9 @@ def output_scale_frame(model: DUFM, features: Features | None = None) -> pd.Data
 
 
 __all__ = [
+    "COLLAPSE_TOL",
     "FEATURE_METRICS",
+    "NC1Details",
     "CollapseAccumulator",
     "class_means",
     "coherence",
@@ -773,6 +1075,8 @@ __all__ = [
     "gram_frame",
     "layer_metric_rows",
     "nc1",
+    "nc1_details",
+    "nc1_layer_details",
     "nc1_trace",
     "nc2_etf",
     "nc2_orthogonal",
