@@ -36,7 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = ["DUFMConfig", "DUFM", "Trainer", "Recipe", "train", "metrics", "theory", "sweep"]
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 
 def __getattr__(name: str) -> Any:
