@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import pandas as pd
@@ -243,6 +244,22 @@ def _nc1_core(s: Tensor, quad: Tensor, rcond: float, rmax: Tensor) -> dict[str, 
     }
 
 
+def _separation_core(Mbar: Tensor, rcond: float) -> dict[str, Tensor]:
+    """``separation`` = min over pairs c != c' of ||mu_c - mu_c'|| divided by the max (``nan``
+    when all means are equal) and ``separated`` (1.0 iff the smallest squared distance exceeds
+    ``rcond`` times the largest, the cut-off NC1 applies to Sigma_B's eigenvalues)."""
+    K = Mbar.shape[-1]
+    Mu = _unit(Mbar)
+    G = Mu.mT @ Mu
+    sq = torch.diagonal(G, dim1=-2, dim2=-1)
+    D2 = (sq[..., :, None] + sq[..., None, :] - 2.0 * G).clamp_min(0.0)
+    off = ~torch.eye(K, dtype=torch.bool, device=Mbar.device)
+    lo = torch.where(off, D2, math.inf).amin((-2, -1))
+    hi = torch.where(off, D2, -math.inf).amax((-2, -1))
+    ratio = torch.where(hi > 0, (lo / torch.where(hi > 0, hi, 1.0)).sqrt(), _nan_like(hi))
+    return {"nc1_separation": ratio, "nc1_separated": ((hi > 0) & (lo > rcond * hi)).to(F64)}
+
+
 def _trace_ratio_core(trW: Tensor, trB: Tensor) -> Tensor:
     return torch.where(trB > 0, trW / torch.where(trB > 0, trB, 1.0), _nan_like(trB))
 
@@ -338,6 +355,7 @@ def _feature_cores(
         "UM": UM,
         "sM": sM,
         **_nc1_core(s, quad, rcond, rmax),
+        **_separation_core(Mbar, rcond),
         "nc1_trace": _trace_ratio_core(R.pow(2).sum((-2, -1)) / N, s.pow(2).sum(-1) / K),
         "nc2_orth": _nc2_orth_core(M),
         "nc2_etf": _nc2_etf_core(Mbar),
@@ -355,6 +373,9 @@ def _one_shot_cores(X: Tensor, y: Tensor, num_classes: int | None, rcond: float)
 
 
 # ====================================================================== one-shot metrics
+_DETAIL_KEYS = ("nc1", "nc1_kept", "nc1_dropped", "nc1_hidden", "nc1_separation", "nc1_separated")
+
+
 class NC1Details(NamedTuple):
     """NC1 with what its pseudo-inverse cut-off left out (:func:`nc1_details`).
 
@@ -369,12 +390,18 @@ class NC1Details(NamedTuple):
             within-class variance along them divided by the cut-off ``rcond * s_1^2`` (0 when
             nothing is dropped or no within-class variance lies there; ``inf`` for variance
             along an exactly degenerate direction with ``rcond = 0``).
+        separation: the smallest distance between two class means over the largest (``nan``
+            when all means are equal): 0 when two classes share their mean.
+        separated: ``separation**2 > rcond``, the cut-off NC1 applies to Sigma_B: every pair
+            of class means is apart at the resolution NC1 works at.
     """
 
     value: float
     kept: int
     dropped: int
     hidden: float
+    separation: float
+    separated: bool
 
     @property
     def bound(self) -> float:
@@ -382,10 +409,15 @@ class NC1Details(NamedTuple):
         return self.value + self.hidden
 
     def collapsed(self, tol: float) -> bool:
-        """True iff NC1 is below ``tol`` *and* the cut-off hides nothing that could exceed it:
-        ``value + hidden < tol`` (False for ``nan``). Classes whose means have not separated
-        (a dropped direction carrying within-class variance) are never reported collapsed."""
-        return bool(self.bound < tol)
+        """True iff NC1 is below ``tol``, the cut-off hides nothing that could exceed it
+        (``value + hidden < tol``) and every pair of class means is apart (``separated``).
+        False for ``nan``. Classes whose means have not separated (equal means, or a dropped
+        direction carrying within-class variance) are never reported collapsed."""
+        return bool(self.separated and self.bound < tol)
+
+    @classmethod
+    def _from(cls, v: Sequence[float]) -> NC1Details:
+        return cls(v[0], int(v[1]), int(v[2]), v[3], v[4], bool(v[5]))
 
 
 def class_means(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
@@ -432,10 +464,7 @@ def nc1_details(
     """
     rcond = _check_tolerance("rcond", rcond)
     out = _one_shot_cores(X, y, num_classes, rcond)
-    value, kept, dropped, hidden = torch.stack(
-        [out["nc1"][0], out["nc1_kept"][0], out["nc1_dropped"][0], out["nc1_hidden"][0]]
-    ).tolist()
-    return NC1Details(value, int(kept), int(dropped), hidden)
+    return NC1Details._from(torch.stack([out[k][0] for k in _DETAIL_KEYS]).tolist())
 
 
 def nc1_trace(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
@@ -530,6 +559,11 @@ def nc4_ncc_mismatch(X: Tensor, y: Tensor, W: Tensor, num_classes: int | None = 
     the lowest class index on both sides.
     """
     W = _check_matrix("W", W, what="one per class")
+    if num_classes is None and W.shape[0] < 2:
+        raise ValueError(
+            f"W has shape {tuple(W.shape)}: K = {W.shape[0]} class row(s), the collapse metrics"
+            " compare classes and need K >= 2"
+        )
     X, y, K = _check_xy(X, y, num_classes if num_classes is not None else W.shape[0])
     if W.shape[1] != X.shape[0] or W.shape[0] != K:
         raise ValueError(f"W has shape {tuple(W.shape)}, expected ({K}, {X.shape[0]})")
@@ -598,11 +632,24 @@ class CollapseAccumulator:
         """Forget every batch."""
         self._device: torch.device | None = None
         self.counts = torch.zeros(self.num_classes, dtype=F64)
-        self.means = torch.zeros(self.dim, self.num_classes, dtype=F64)
-        self.scatter = torch.zeros(self.dim, self.dim, dtype=F64)
+        # Means and scatter are kept in units of c, a power of two near the first batch's
+        # largest entry (so features near 1e-200 or 1e150 neither underflow nor overflow).
+        self._c = torch.ones((), dtype=F64)
+        self._means = torch.zeros(self.dim, self.num_classes, dtype=F64)
+        self._scatter = torch.zeros(self.dim, self.dim, dtype=F64)
         self._nonfinite: list[int] = []  # 1-based numbers of the updates with NaN/inf features
         self._finite_flags: list[Tensor] = []  # per update, checked in compute() (no sync here)
         self._updates = 0
+
+    @property
+    def means(self) -> Tensor:
+        """The (d, K) running class means, float64."""
+        return self._means * self._c
+
+    @property
+    def scatter(self) -> Tensor:
+        """The (d, d) within-class scatter S (Sigma_W = S / N), float64."""
+        return self._scatter * (self._c * self._c)
 
     @property
     def num_samples(self) -> int:
@@ -621,9 +668,10 @@ class CollapseAccumulator:
         if self._device is None:
             self._device = X.device
             self.counts = self.counts.to(X.device)
-            self.means = self.means.to(X.device)
-            self.scatter = self.scatter.to(X.device)
-        X, y = X.to(self._device), y.to(self._device)
+            self._means = self._means.to(X.device)
+            self._scatter = self._scatter.to(X.device)
+            self._c = _pow2_scale(X.to(X.device))[0, 0]
+        X, y = X.to(self._device) / self._c, y.to(self._device)
         self._updates += 1
         self._finite_flags.append(torch.isfinite(X).all())
         onehot = torch.nn.functional.one_hot(y, K).to(F64)
@@ -633,10 +681,10 @@ class CollapseAccumulator:
         n = self.counts
         total = n + m
         weight = torch.where(total > 0, n * m / total.clamp_min(1.0), 0.0)
-        delta = self.means - nu
-        self.scatter += R @ R.T + (delta * weight) @ delta.T
+        delta = self._means - nu
+        self._scatter += R @ R.T + (delta * weight) @ delta.T
         frac = torch.where(total > 0, m / total.clamp_min(1.0), 0.0)
-        self.means = self.means - delta * frac
+        self._means = self._means - delta * frac
         self.counts = total
 
     @torch.no_grad()
@@ -664,18 +712,19 @@ class CollapseAccumulator:
                 " inf): the collapse metrics are undefined (did the training diverge?); call"
                 " reset() and feed finite features"
             )
-        if not bool(torch.isfinite(self.scatter).all() & torch.isfinite(self.means).all()):
+        if not bool(torch.isfinite(self._scatter).all() & torch.isfinite(self._means).all()):
             raise ValueError(
-                "the accumulated scatter overflowed float64 (features with entries above about"
-                " 1e150): rescale the features before update()"
+                "the accumulated scatter overflowed float64 (later batches about 1e150 times"
+                " larger than the first): rescale the features before update()"
             )
         N = self.counts.sum()
         K = self.num_classes
         # scale-safe: means by a power of two c near their size, the scatter by c^2
-        big = torch.maximum(self.means.abs().max(), self.scatter.abs().max().sqrt() / N.sqrt())
+        big = torch.maximum(self._means.abs().max(), self._scatter.abs().max().sqrt() / N.sqrt())
         c = _pow2_scale(big.view(1, 1))[0, 0]
-        M = self.means / c
-        Sw = self.scatter / N / (c * c)
+        M = self._means / c
+        Sw = self._scatter / N / (c * c)
+        c = c * self._c
         Mbar = _centre(M)
         U, s, _ = torch.linalg.svd(Mbar, full_matrices=False)
         sM = torch.linalg.svdvals(M)
@@ -692,15 +741,14 @@ class CollapseAccumulator:
                 _coherence_core(Mbar),
                 _rank_core(sM, RANK_RTOL).to(F64),
                 torch.linalg.vector_norm(M, dim=0).mean() * c,
-                nc1["nc1_kept"],
-                nc1["nc1_dropped"],
-                nc1["nc1_hidden"],
+                *(nc1[k] for k in _DETAIL_KEYS[1:4]),
+                *_separation_core(Mbar, self.rcond).values(),
             ]
         ).tolist()
         n = len(FEATURE_METRICS)
         out: dict = dict(zip(FEATURE_METRICS, vals[:n], strict=True))
         out["rank"] = int(out["rank"])
-        out["nc1_details"] = NC1Details(vals[0], int(vals[n]), int(vals[n + 1]), vals[n + 2])
+        out["nc1_details"] = NC1Details._from([vals[0], *vals[n:]])
         out["means"] = self.means.clone()
         out["counts"] = self.counts.clone()
         out["num_samples"] = self.num_samples
@@ -755,9 +803,6 @@ def _check_finite_all(named: list[tuple[str, Tensor]]) -> None:
         )
 
 
-_DETAIL_KEYS = ("nc1", "nc1_kept", "nc1_dropped", "nc1_hidden")
-
-
 def _layer_rows(
     model: DUFM, features: Features | None = None
 ) -> tuple[list[tuple[int, str, str, float]], dict[tuple[int, str], NC1Details]]:
@@ -787,7 +832,7 @@ def _layer_rows(
     dims = torch.tensor([u.shape[0] for u in unique], device=batch.device)
     stats = _feature_cores(batch, A, E, NC1_RCOND, RANK_RTOL, dims)
     table = torch.stack([stats[name] for name in FEATURE_METRICS], dim=1)  # (B, 8)
-    details = torch.stack([stats[k] for k in _DETAIL_KEYS], dim=1)  # (B, 4)
+    details = torch.stack([stats[k] for k in _DETAIL_KEYS], dim=1)  # (B, 6)
 
     post = [slot[2 * (l - 1) + 1] for l in range(1, L + 1)]  # batch index of H_l
     Ws = [model.W[l - 1] for l in range(1, L)]
@@ -813,8 +858,8 @@ def _layer_rows(
     for i, (l, kind, _) in enumerate(sets):
         base = slot[i] * n
         rows += [(l, kind, m, values[base + j]) for j, m in enumerate(FEATURE_METRICS)]
-        v, kept, dropped, hidden = values[tail_start + 4 * slot[i] : tail_start + 4 * slot[i] + 4]
-        nc1_info[(l, kind)] = NC1Details(v, int(kept), int(dropped), hidden)
+        nd = len(_DETAIL_KEYS)
+        nc1_info[(l, kind)] = NC1Details._from(values[tail_start + nd * slot[i] :][:nd])
         if kind == "post":
             rows.append((l, "weight", "nc3", values[table.numel() + l - 1]))
     tail = values[table.numel() + L :]
