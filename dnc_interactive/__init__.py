@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dnc_interactive import metrics, theory
     from dnc_interactive.config import DUFMConfig
     from dnc_interactive.model import DUFM
+    from dnc_interactive.monitor import monitor
     from dnc_interactive.sweeps import sweep
     from dnc_interactive.training import Recipe, Trainer, train
 
@@ -33,9 +34,20 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "metrics": ("dnc_interactive.metrics", None),
     "theory": ("dnc_interactive.theory", None),
     "sweep": ("dnc_interactive.sweeps", "sweep"),
+    "monitor": ("dnc_interactive.monitor", "monitor"),
 }
 
-__all__ = ["DUFMConfig", "DUFM", "Trainer", "Recipe", "train", "metrics", "theory", "sweep"]
+__all__ = [
+    "DUFMConfig",
+    "DUFM",
+    "Trainer",
+    "Recipe",
+    "train",
+    "metrics",
+    "theory",
+    "sweep",
+    "monitor",
+]
 __version__ = "0.2.0.dev0"
 
 
