@@ -28,13 +28,16 @@ What is recorded at each step (the schema of the trainer's history,
 * **the classifier's input**: the classifier is the last ``nn.Linear`` with K outputs
   (``classifier="auto"``). When its input is the output of a monitored layer, that layer
   holds it; otherwise it is one more layer, n + 1, named ``"input of <classifier>"``.
-* **kind "weight", metric "nc3"** where a linear layer's weight is known: at the classifier's
-  input layer the self-duality error of the classifier's weight W against the class means
-  of its input (:func:`~dnc_interactive.metrics.nc3_self_duality`); at a monitored
-  ``nn.Linear`` the subspace error of its weight against the class means of *its* input
-  (:func:`~dnc_interactive.metrics.dnc3_subspace`, DNC3). A layer with a bias is compared with
-  the centred class means M - mu_G 1^T (the bias absorbs the global mean, as in Papyan et al.
-  2020); a bias-free one with M itself, the DUFM's convention (theory §3).
+* **kind "weight", metric "nc3"** where a linear layer's weight is known, at the layer of the
+  weight's *input* (as in the trainer's history, where W_l sits with H_l): at the classifier's
+  input layer the self-duality error of the classifier's weight W against the class means of
+  its input (:func:`~dnc_interactive.metrics.nc3_self_duality`); at a layer whose output is
+  the input of a monitored ``nn.Linear`` (e.g. ``fc2`` after the monitored ``act1``) the
+  subspace error of that weight against the layer's class means
+  (:func:`~dnc_interactive.metrics.dnc3_subspace`, DNC3). One weight per layer, the
+  classifier's first. A weight with a bias is compared with the centred class means
+  M - mu_G 1^T (the bias absorbs the global mean, as in Papyan et al. 2020); a bias-free one
+  with M itself, the DUFM's convention (theory §3).
 * **the last layer, kind "output"**: ``nc4`` (fraction of samples where the classifier's
   prediction differs from the nearest class mean of its input; a second pass over ``data``,
   since the means are known only at the end of the first) and ``q_0..q_{K-1}`` (mean of
@@ -401,7 +404,7 @@ class _Pass:
                     f"the input of layer {name!r} was the output of {self.alias.get(key)} in the"
                     f" first batch but of {src} later: the model's graph changes between batches"
                 )
-            if src is None:
+            if src is None and role == "clf_in":  # the classifier's input is a layer too
                 self.how.setdefault(key, ((int(inp.shape[1]),), "none"))
                 self.update(key, inp, y)
         if "zout" in roles:
@@ -797,23 +800,24 @@ class Monitor(RecordedHistory):
             rows.append((s, 0, "model", "accuracy", float(p.correct) / N))
         rows += [(s, 0, "model", k, v) for k, v in extra.items()]
 
-        for name, module in self._modules.items():
-            j = self._index[("out", name)]
-            st = stats[("out", name)]
-            rows += [(s, j, "post", m, float(st[m])) for m in metrics.FEATURE_METRICS]
-            if name != clf and ("in", name) in self._alias:
-                src = self._alias[("in", name)] or ("in", name)
-                rows.append((s, j, "weight", "nc3", self._nc3(module, stats[src], dual=False)))
-            if clf is not None and self._alias.get(("in", clf)) == ("out", name):
-                rows.append((s, j, "weight", "nc3", self._nc3(self._clf_module, st, dual=True)))
+        # feature rows per layer; weight rows at the layer of the weight's input (as in the
+        # trainer: W_l sits with H_l), the classifier first, one weight per layer
+        weights: dict[int, float] = {}
         if clf is not None:
-            key = ("in", clf)
-            src = self._alias.get(key) or key
-            if self._alias.get(key) is None:
-                j = self._index[key]
-                st = stats[key]
-                rows += [(s, j, "post", m, float(st[m])) for m in metrics.FEATURE_METRICS]
-                rows.append((s, j, "weight", "nc3", self._nc3(self._clf_module, st, dual=True)))
+            src = self._alias.get(("in", clf)) or ("in", clf)
+            weights[self._index[src]] = self._nc3(self._clf_module, stats[src], dual=True)
+        for name, module in self._modules.items():
+            src = self._alias.get(("in", name)) if name != clf else None
+            if src is not None and self._index[src] not in weights:
+                weights[self._index[src]] = self._nc3(module, stats[src], dual=False)
+        layers = [(self._index[key], key) for key in stats if key[0] != "z"]
+        for j, key in sorted(layers):
+            st = stats[key]
+            rows += [(s, j, "post", m, float(st[m])) for m in metrics.FEATURE_METRICS]
+            if j in weights:
+                rows.append((s, j, "weight", "nc3", weights[j]))
+        if clf is not None:
+            src = self._alias.get(("in", clf)) or ("in", clf)
             j_out = self._index[("z", clf)]
             if self.nc4:
                 means = stats[src]["means"]

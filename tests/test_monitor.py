@@ -107,13 +107,13 @@ def test_streamed_metrics_equal_the_one_shot_functions_in_float64():
         for m in metrics.FEATURE_METRICS:
             if m in direct:
                 assert _value(h, j, m, "post") == pytest.approx(direct[m], rel=1e-10, abs=1e-12)
-    # DNC3 of a monitored Linear (bias: centred means of its input); fc1's input is X itself
-    for j, name in [(1, "fc1"), (3, "fc2")]:
-        Min = metrics.class_means(ins[name].T, y)
-        W = dict(net.named_modules())[name].weight
-        ref = metrics.dnc3_subspace(W, Min - Min.mean(1, keepdim=True))
-        assert _value(h, j, "nc3", "weight") == pytest.approx(ref, rel=1e-10)
-    assert not ((h["layer"] == 2) & (h["kind"] == "weight")).any()  # a ReLU has no weight
+    # DNC3 of fc2 (a monitored Linear, with bias: centred means) sits with its input, act1;
+    # fc1 reads the raw inputs, which are no layer: no DNC3 of fc1
+    Min = metrics.class_means(outs["act1"].T, y)
+    ref = metrics.dnc3_subspace(net.fc2.weight, Min - Min.mean(1, keepdim=True))
+    assert _value(h, 2, "nc3", "weight") == pytest.approx(ref, rel=1e-10)
+    for j in (1, 3):
+        assert not ((h["layer"] == j) & (h["kind"] == "weight")).any()
     # the classifier's input is act3's output: NC3 self-duality at layer 4 (bias: centred)
     H = outs["act3"].T
     M = metrics.class_means(H, y)
