@@ -257,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         exp = RealNetExperiment(config)
-    except data_mod.DatasetUnavailableError as exc:
+    except (data_mod.DatasetUnavailableError, data_mod.DatasetFileError) as exc:
+        raise common.UsageError(str(exc)) from None  # names the file / dataset and the fix
+    except ImportError as exc:  # digits / mnist1d without their package: the message says how
         raise common.UsageError(str(exc)) from None
     except ValueError as exc:
         raise common.UsageError(_name_flag(str(exc))) from None

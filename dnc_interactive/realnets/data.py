@@ -18,6 +18,12 @@ Three datasets are read from their raw files under a root directory, with our ow
   (optionally ``.gz``), shape (1, 28, 28).
 * ``"cifar10"``: the python pickle batches ``cifar-10-batches-py/data_batch_1..5`` and
   ``test_batch`` (dicts with ``b"data"`` (n, 3072) uint8 and ``b"labels"``), shape (3, 32, 32).
+  They are read by a restricted unpickler that admits only the numpy array reconstructors a
+  batch needs (never ``pickle.load``): a crafted file is refused, it cannot run code.
+
+Every raw file is checked as it is read: a file that is corrupt, truncated, unreadable or not
+in its format raises :class:`DatasetFileError` (a ``ValueError``) naming the file, what is
+wrong and the fix (the command line exits with status 2).
 
 The readers look in ``root``, in torchvision's layout (``root/MNIST/raw``,
 ``root/FashionMNIST/raw``, ``root/cifar-10-batches-py``) and a few obvious variants. When the
@@ -35,10 +41,12 @@ deviation of the selected training samples (:func:`standardize`).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import random
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +82,29 @@ _CIFAR_DIR = "cifar-10-batches-py"
 
 class DatasetUnavailableError(FileNotFoundError):
     """A dataset's raw files are missing and could not be fetched; the message says the fix."""
+
+
+class DatasetFileError(ValueError):
+    """A dataset file is corrupt, truncated, unreadable or not in its format.
+
+    The message names the file, what is wrong and the fix; ``path`` is the file.
+    """
+
+    def __init__(self, path: str | Path, problem: str, fix: str | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        self.fix = fix or (
+            "delete it and fetch the dataset again (download=True; CLI: --download), or copy a"
+            " fresh file into place"
+        )
+        super().__init__(f"{self.path}: {problem}. Fix: {self.fix}.")
+
+
+def _refetch_fix(name: str, path: Path) -> str:
+    return (
+        f"delete {path} and fetch {name!r} again (download=True; CLI: --download), or download"
+        f" the raw files manually from {_URLS[name]}"
+    )
 
 
 @dataclass(frozen=True)
@@ -124,26 +155,63 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_MAX_BYTES = 1 << 34  # 16 GiB: far above any IDX dataset; a header claiming more is broken
+
+
+def read_idx(path: str | Path, *, _fix: str | None = None) -> np.ndarray:
     """Read an IDX file (the MNIST format; ``.gz`` allowed) into a numpy array.
 
     Format: 2 zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
     0x0D float32, 0x0E float64), the number of dimensions, then each dimension as a
     big-endian int32, then the data in big-endian C order.
+
+    Raises:
+        DatasetFileError: (a ``ValueError``) naming the file and the fix, for a file that
+            cannot be read, is not IDX, or is truncated (the header's size is checked before
+            the data is read, so a broken header cannot make it read gigabytes).
     """
-    types = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     path = Path(path)
-    with _open(path) as fh:
-        head = fh.read(4)
-        if len(head) != 4 or head[0] != 0 or head[1] != 0 or head[2] not in types:
-            raise ValueError(f"{path} is not an IDX file (bad magic number {head!r})")
-        ndim = head[3]
-        dims = struct.unpack(f">{ndim}i", fh.read(4 * ndim))
-        dtype = np.dtype(types[head[2]])
-        data = fh.read()
-    expected = int(np.prod(dims)) * dtype.itemsize
+    try:
+        with _open(path) as fh:
+            head = fh.read(4)
+            if len(head) != 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+                raise DatasetFileError(
+                    path, f"is not an IDX file (bad magic number {head!r})", _fix
+                )
+            ndim = head[3]
+            raw_dims = fh.read(4 * ndim)
+            if len(raw_dims) != 4 * ndim:
+                raise DatasetFileError(
+                    path, f"is truncated: its IDX header ends after {4 + len(raw_dims)} bytes", _fix
+                )
+            dims = struct.unpack(f">{ndim}i", raw_dims)
+            dtype = np.dtype(_IDX_TYPES[head[2]])
+            if any(n < 0 for n in dims):
+                raise DatasetFileError(path, f"has a broken IDX header (dimensions {dims})", _fix)
+            expected = math.prod(dims) * dtype.itemsize
+            if expected > _IDX_MAX_BYTES:
+                raise DatasetFileError(
+                    path, f"has a broken IDX header (dimensions {dims}, {expected} bytes)", _fix
+                )
+            data = fh.read(expected + 1)
+    except DatasetFileError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:  # gzip damage, permissions, a directory
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DatasetFileError(
+            path,
+            f"cannot be read ({type(exc).__name__}: {detail}), it is damaged or truncated",
+            _fix,
+        ) from None
     if len(data) != expected:
-        raise ValueError(f"{path}: IDX header says {dims} ({expected} bytes), found {len(data)}")
+        what = "is truncated" if len(data) < expected else "has trailing data"
+        raise DatasetFileError(
+            path,
+            f"{what}: IDX header says {dims} ({expected} bytes), found"
+            f" {len(data) if len(data) <= expected else 'more'}",
+            _fix,
+        )
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
@@ -162,16 +230,238 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     return path
 
 
-def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR-10 python batch: (images uint8 (n, 3, 32, 32), labels int64 (n,))."""
-    with open(path, "rb") as fh:
-        entry = pickle.load(fh, encoding="bytes")
+# ---------------------------------------------------------------------- restricted unpickler
+# A CIFAR-10 python batch is a pickled dict of bytes, ints, lists and uint8 numpy arrays. A
+# plain pickle.load runs any callable a file names (os.system, exec, ...), so the batches are
+# read by an unpickler that admits only the globals such a dict needs, and even those build
+# inert stand-ins (_DTypeStub, _ArrayStub): no numpy code runs while the file is parsed, and
+# the arrays are made afterwards from validated (dtype, shape, bytes).
+_PLAIN_DTYPES = frozenset({"b1", "u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"})
+_MAX_ELEMENTS = 1 << 31  # no array in a CIFAR-10 batch comes near this (10 000 x 3072)
+
+
+class _UnsafePickle(Exception):
+    """The pickle asked for something a CIFAR-10 batch never holds."""
+
+
+class _NDArrayToken:
+    """Stands for ``numpy.ndarray`` (only ever passed to _reconstruct)."""
+
+    def __init__(self, *args, **kwargs):
+        raise _UnsafePickle("numpy.ndarray called directly")
+
+
+class _DTypeStub:
+    """``numpy.dtype(spec, align, copy)`` plus its pickled state, kept as plain data."""
+
+    def __init__(self, spec=None, align=False, copy=False):
+        if isinstance(spec, bytes):
+            spec = spec.decode("latin-1")
+        if not isinstance(spec, str) or spec not in _PLAIN_DTYPES:
+            raise _UnsafePickle(f"numpy dtype {spec!r} (only plain numeric dtypes are allowed)")
+        self.spec = spec
+        self.order = "|"
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) >= 2 and state[1] in ("|", "<", ">", "=")):
+            raise _UnsafePickle(f"numpy dtype state {state!r:.80}")
+        if any(s is not None for s in state[2:5]):  # subarray, names, fields
+            raise _UnsafePickle("a structured numpy dtype")
+        self.order = state[1]
+
+    def dtype(self) -> np.dtype:
+        dt = np.dtype(self.spec)
+        return dt.newbyteorder(self.order) if self.order in "<>" else dt
+
+
+def _build_array(data: object, dtype: object, shape: object, fortran: bool) -> np.ndarray:
+    if not isinstance(dtype, _DTypeStub):
+        raise _UnsafePickle("an array without a plain dtype")
+    if not (
+        isinstance(shape, tuple)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    ):
+        raise _UnsafePickle(f"array shape {shape!r:.80}")
+    if isinstance(data, pickle.PickleBuffer):
+        data = bytes(data.raw())
+    if not isinstance(data, (bytes, bytearray)):
+        raise _UnsafePickle(f"array data of type {type(data).__name__} (expected raw bytes)")
+    dt = dtype.dtype()
+    count = math.prod(shape)
+    if count > _MAX_ELEMENTS or count * dt.itemsize != len(data):
+        raise _UnsafePickle(f"array of shape {shape} and dtype {dt} with {len(data)} bytes of data")
+    flat = np.frombuffer(bytes(data), dtype=dt)
+    return flat.reshape(shape, order="F" if fortran else "C").astype(dt.newbyteorder("="))
+
+
+class _ArrayStub:
+    """``numpy.core.multiarray._reconstruct(ndarray, shape, typecode)`` then its state."""
+
+    array: np.ndarray | None = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise _UnsafePickle(f"numpy array state {state!r:.80}")
+        _, shape, dtype, fortran, data = state
+        self.array = _build_array(data, dtype, shape, bool(fortran))
+
+
+def _reconstruct(subtype=None, shape=None, typecode=None):
+    if subtype is not _NDArrayToken:
+        raise _UnsafePickle(f"_reconstruct of {subtype!r:.60}")
+    return _ArrayStub()
+
+
+def _frombuffer(buf=None, dtype=None, shape=None, order="C"):
+    return _build_array(buf, dtype, shape, order == "F")
+
+
+def _scalar(dtype=None, data=None):
+    value = _build_array(data, dtype, (), False)
+    return value.item()
+
+
+def _latin1(text=None, encoding="latin1"):
+    # protocol <= 2 pickles bytes as _codecs.encode(str, 'latin1')
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _UnsafePickle(f"_codecs.encode with {encoding!r:.20}")
+    return text.encode("latin-1")
+
+
+_SAFE_GLOBALS = {
+    ("_codecs", "encode"): _latin1,
+    ("numpy", "ndarray"): _NDArrayToken,
+    ("numpy", "dtype"): _DTypeStub,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        try:
+            return _SAFE_GLOBALS[(module, name)]
+        except KeyError:
+            raise _UnsafePickle(f"the global {module}.{name}") from None
+
+    def persistent_load(self, pid):
+        raise _UnsafePickle("a persistent id")
+
+
+def _materialise(obj: object) -> object:
+    """Replace the array stand-ins by numpy arrays (dicts, lists and tuples are walked)."""
+    if isinstance(obj, _ArrayStub):
+        if obj.array is None:
+            raise _UnsafePickle("an array without data")
+        return obj.array
+    if isinstance(obj, (_DTypeStub, _NDArrayToken)):
+        raise _UnsafePickle("a bare numpy dtype")
+    if isinstance(obj, dict):
+        return {k: _materialise(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialise(v) for v in obj)
+    return obj
+
+
+def _unpickle_cifar(fh) -> object:
+    """Unpickle a CIFAR-10 python batch from a binary file object without running code.
+
+    Only the globals a batch needs are admitted (numpy's array and dtype reconstructors and
+    ``_codecs.encode`` for protocol-2 bytes), and they build plain data: plain numeric dtypes,
+    no object arrays, no other callables. Raises ``_UnsafePickle`` for anything else and
+    the usual pickle errors for a corrupt stream.
+    """
+    return _materialise(_CifarUnpickler(fh, encoding="bytes").load())
+
+
+def read_cifar_batch(path: str | Path, *, _fix: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 python batch: (images uint8 (n, 3, 32, 32), labels int64 (n,)).
+
+    The pickle is read by a restricted unpickler (no ``pickle.load``): only the numpy array and
+    dtype reconstructors a batch needs are admitted, so a crafted file cannot run code; it is
+    refused instead.
+
+    Raises:
+        DatasetFileError: (a ``ValueError``) naming the file and the fix, for a file that
+            cannot be read, is truncated or corrupt, asks for anything but plain data, or does
+            not hold ``data`` (n, 3072) uint8 and ``labels`` (n labels in 0..9).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            entry = _unpickle_cifar(fh)
+    except _UnsafePickle as exc:
+        raise DatasetFileError(
+            path,
+            f"refused to unpickle it: it asks for {exc}, which a CIFAR-10 batch never holds"
+            " (a plain pickle.load of this file could run code)",
+            _fix,
+        ) from None
+    except OSError as exc:
+        raise DatasetFileError(
+            path, f"cannot be read ({type(exc).__name__}: {exc.strerror or exc})", _fix
+        ) from None
+    except Exception as exc:  # a damaged stream fails in many ways; no code ran
+        raise DatasetFileError(
+            path,
+            f"is not a readable CIFAR-10 batch, it is truncated or corrupt ({type(exc).__name__}:"
+            f" {str(exc)[:120]})",
+            _fix,
+        ) from None
+    if not isinstance(entry, dict):
+        raise DatasetFileError(
+            path, f"is not a CIFAR-10 batch (a pickled {type(entry).__name__}, not a dict)", _fix
+        )
     data = entry.get(b"data", entry.get("data"))
     labels = entry.get(b"labels", entry.get("labels"))
     if data is None or labels is None:
-        raise ValueError(f"{path} is not a CIFAR-10 batch (no 'data'/'labels' entries)")
-    data = np.asarray(data, dtype=np.uint8)
-    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+        raise DatasetFileError(path, "is not a CIFAR-10 batch (no 'data'/'labels' entries)", _fix)
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim in (2, 4)):
+        raise DatasetFileError(
+            path, f"is not a CIFAR-10 batch ('data' is not a uint8 array: {_describe(data)})", _fix
+        )
+    n = data.shape[0]
+    if data.shape[1:] not in ((3072,), (3, 32, 32)):
+        raise DatasetFileError(
+            path,
+            f"is not a CIFAR-10 batch ('data' has shape {data.shape}, expected (n, 3072))",
+            _fix,
+        )
+    labels = _int_labels(labels)
+    if labels is None or labels.shape != (n,):
+        raise DatasetFileError(
+            path,
+            f"is not a CIFAR-10 batch ('labels' is not a list of {n} integer labels:"
+            f" {_describe(entry.get(b'labels', entry.get('labels')))})",
+            _fix,
+        )
+    if n and (labels.min() < 0 or labels.max() > 9):
+        raise DatasetFileError(
+            path, f"has labels outside 0..9 (values {labels.min()}..{labels.max()})", _fix
+        )
+    return data.reshape(n, 3, 32, 32), labels
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    return type(value).__name__
+
+
+def _int_labels(labels: object) -> np.ndarray | None:
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            return None
+        return labels.astype(np.int64)
+    if isinstance(labels, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in labels
+    ):
+        return np.asarray(labels, dtype=np.int64).reshape(len(labels))
+    return None
 
 
 def write_cifar_batch(path: str | Path, images: np.ndarray, labels: np.ndarray) -> Path:
@@ -190,10 +480,21 @@ def write_cifar_batch(path: str | Path, images: np.ndarray, labels: np.ndarray) 
 
 
 # ====================================================================== file discovery
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError as exc:  # e.g. a directory on the way without search permission
+        raise DatasetFileError(
+            path,
+            f"cannot be accessed ({type(exc).__name__}: {exc.strerror or exc})",
+            "check the permissions of the dataset directory (root=...; CLI: --root)",
+        ) from None
+
+
 def _find(root: Path, dirs: list[str], name: str) -> Path | None:
     for d in dirs:
         for candidate in (root / d / name, root / d / f"{name}.gz"):
-            if candidate.is_file():
+            if _is_file(candidate):
                 return candidate
     return None
 
@@ -253,12 +554,35 @@ def _load_idx(name: str, root: Path, split: str, download: bool) -> Dataset:
         raise DatasetUnavailableError(
             _missing_message(name, root, f"{missing}[.gz] (searched {dirs})", download)
         )
-    images = read_idx(img)
-    labels = read_idx(lab).astype(np.int64)
-    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"{img} / {lab}: expected images (n, 28, 28) and labels (n,), got "
-            f"{images.shape} and {labels.shape}"
+    images = read_idx(img, _fix=_refetch_fix(name, img))
+    labels = read_idx(lab, _fix=_refetch_fix(name, lab))
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise DatasetFileError(
+            img,
+            f"is not an {name} image file (expected uint8 images (n, 28, 28), got"
+            f" {images.dtype} {images.shape})",
+            _refetch_fix(name, img),
+        )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DatasetFileError(
+            lab,
+            f"is not an {name} label file (expected integer labels (n,), got"
+            f" {labels.dtype} {labels.shape})",
+            _refetch_fix(name, lab),
+        )
+    labels = labels.astype(np.int64)
+    if images.shape[0] != labels.shape[0]:
+        raise DatasetFileError(
+            lab,
+            f"holds {labels.shape[0]} labels but {img.name} holds {images.shape[0]} images"
+            " (one of them is truncated or from another split)",
+            _refetch_fix(name, lab.parent),
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DatasetFileError(
+            lab,
+            f"has labels outside 0..9 (values {labels.min()}..{labels.max()})",
+            _refetch_fix(name, lab),
         )
     x = (images.astype(np.float32) / 255.0)[:, None]
     return Dataset(name, split, x, labels)
@@ -271,7 +595,7 @@ def _load_cifar(root: Path, split: str, download: bool) -> Dataset:
     def locate() -> list[Path] | None:
         for d in dirs:
             paths = [root / d / n for n in names]
-            if all(p.is_file() for p in paths):
+            if all(_is_file(p) for p in paths):
                 return paths
         return None
 
@@ -283,7 +607,7 @@ def _load_cifar(root: Path, split: str, download: bool) -> Dataset:
         raise DatasetUnavailableError(
             _missing_message("cifar10", root, f"{names} (searched {dirs})", download)
         )
-    parts = [read_cifar_batch(p) for p in paths]
+    parts = [read_cifar_batch(p, _fix=_refetch_fix("cifar10", p.parent)) for p in paths]
     x = np.concatenate([p[0] for p in parts]).astype(np.float32) / 255.0
     y = np.concatenate([p[1] for p in parts])
     return Dataset("cifar10", split, x, y)
@@ -326,6 +650,36 @@ def _load_digits() -> Dataset:
 _MNIST1D_CACHE: dict[tuple, dict[str, np.ndarray]] = {}  # (num_samples, seed, root) -> arrays
 
 
+def _read_mnist1d_cache(file: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None if the file is missing or broken in any way (it is then
+    regenerated and rewritten). Read without pickle (``allow_pickle=False``)."""
+    try:
+        if not file.is_file():
+            return None
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in ("x", "y", "x_test", "y_test")}
+    except Exception:  # truncated zip, bad member, permissions, pickled object arrays, ...
+        return None
+    ok = (
+        arrays["x"].ndim == 2
+        and arrays["x_test"].ndim == 2
+        and arrays["x"].shape[1] == arrays["x_test"].shape[1]
+        and arrays["y"].shape == (arrays["x"].shape[0],)
+        and arrays["y_test"].shape == (arrays["x_test"].shape[0],)
+        and all(arrays[k].dtype.kind == "f" for k in ("x", "x_test"))
+        and all(arrays[k].dtype.kind in "iu" for k in ("y", "y_test"))
+        and all(np.isfinite(arrays[k]).all() for k in ("x", "x_test"))
+    )
+    if not ok:
+        return None
+    return {
+        "x": arrays["x"].astype(np.float32),
+        "y": arrays["y"].astype(np.int64),
+        "x_test": arrays["x_test"].astype(np.float32),
+        "y_test": arrays["y_test"].astype(np.int64),
+    }
+
+
 def mnist1d_arrays(
     num_samples: int = 5000, seed: int = 42, root: str | Path | None = None
 ) -> dict[str, np.ndarray]:
@@ -344,14 +698,10 @@ def mnist1d_arrays(
     if key in _MNIST1D_CACHE:
         return _MNIST1D_CACHE[key]
     file = base / f"mnist1d_{num_samples}_{seed}.npz"
-    if file.is_file():
-        try:
-            with np.load(file) as z:
-                arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
-            _MNIST1D_CACHE[key] = arrays
-            return arrays
-        except (OSError, KeyError, ValueError):
-            pass  # a broken cache file is regenerated
+    arrays = _read_mnist1d_cache(file)
+    if arrays is not None:
+        _MNIST1D_CACHE[key] = arrays
+        return arrays
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
@@ -402,7 +752,9 @@ def load_dataset(
         mnist1d_samples: total number of MNIST-1D samples to generate (80 % train).
 
     Raises:
-        ValueError: unknown dataset or split, or malformed files.
+        ValueError: unknown dataset or split.
+        DatasetFileError: (a ``ValueError``) a raw file that is corrupt, truncated,
+            unreadable or not in its format; the message names the file and the fix.
         DatasetUnavailableError: raw files missing and not downloadable; the message names
             the dataset and the fix.
     """
@@ -535,6 +887,7 @@ __all__ = [
     "NUM_CLASSES",
     "OFFLINE_DATASETS",
     "Dataset",
+    "DatasetFileError",
     "DatasetUnavailableError",
     "check_classes",
     "check_dataset_name",
