@@ -5,9 +5,13 @@ A :class:`DUFMConfig` fixes everything that defines one L-DUFM problem: K classe
 strengths ``lambda_H`` (on the free features H1) and ``lambda_W`` (one per weight matrix),
 the activation and the loss, plus the initialisation scale, seed, dtype and device.
 
-Every field is validated when the config is built, scikit-learn style: a bad value raises
-``ValueError`` naming the field, the value and the allowed range. Lists are stored as tuples
-so configs are hashable and immutable; :meth:`DUFMConfig.to_dict` / :meth:`from_dict` and
+Every field is validated when the config is built, scikit-learn style, against the one
+table :data:`RULES` (:mod:`dnc_interactive.validation`): a bad value raises
+:class:`~dnc_interactive.validation.ParameterError` (a ``ValueError``) naming the field, the
+value and the allowed range, and a problem too big for the resource budget (memory and work
+per step, estimated from K, N, d_l and L before anything is allocated) raises its subclass
+``BudgetError`` with the estimate and the limit. Lists are stored as tuples so configs are
+hashable and immutable; :meth:`DUFMConfig.to_dict` / :meth:`from_dict` and
 :meth:`to_json` / :meth:`from_json` round-trip them.
 """
 
@@ -15,35 +19,56 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from dnc_interactive.validation import (
+    SEED,
+    BudgetError,
+    Device,
+    Int,
+    OneOf,
+    ParameterError,
+    Real,
+    Rule,
+    check_dufm_budget,
+    check_fields,
+    check_known,
+)
 
 ACTIVATIONS = ("relu", "linear")
 LOSSES = ("mse", "ce")
 DTYPES = ("float32", "float64")
 
+#: Upper bound of every lambda: far past the critical lambda (~0.05-0.5) of any model here, so
+#: only the zero solution lies beyond it, and far from overflowing float32 in (lambda/2)||W||^2.
+LAMBDA_CAP = 1e4
+
+#: The constraints of every DUFMConfig field, checked in this order (one table: see
+#: :mod:`dnc_interactive.validation`). RealNetConfig reuses the head's rules from here.
+RULES: dict[str, Rule] = {
+    "num_classes": Int(ge=2, cap=10_000),
+    "samples_per_class": Int(
+        ge=1, cap=10_000_000, listable=True, length="num_classes", unit="class"
+    ),
+    "depth": Int(ge=1, cap=1000),
+    "width": Int(ge=1, cap=1_000_000, listable=True, length="depth", unit="layer (d_1..d_L)"),
+    "lambda_H": Real(ge=0, cap=LAMBDA_CAP, fits="dtype"),
+    "lambda_W": Real(
+        ge=0, cap=LAMBDA_CAP, fits="dtype", listable=True, length="depth", unit="weight matrix"
+    ),
+    "activation": OneOf(ACTIVATIONS),
+    "loss": OneOf(LOSSES),
+    "init_scale": Real(gt=0, cap=1000.0, fits="dtype"),
+    "seed": SEED,
+    "dtype": OneOf(DTYPES),
+    "device": Device(),
+}
+
 IntOrSeq = int | Sequence[int]
 FloatOrSeq = float | Sequence[float]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _as_tuple(name: str, value: Any, kind: str) -> tuple | Any:
-    """Lists/tuples become tuples; scalars stay scalars. Strings are rejected."""
-    if isinstance(value, str):
-        raise ValueError(f"{name}={value!r} is not valid: expected {kind} or a list of them")
-    if isinstance(value, Sequence) or hasattr(value, "__iter__"):
-        return tuple(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -82,105 +107,13 @@ class DUFMConfig:
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        for name, kind in (
-            ("samples_per_class", "an int >= 1"),
-            ("width", "an int >= 1"),
-            ("lambda_W", "a finite float >= 0"),
-        ):
-            set_(self, name, _as_tuple(name, getattr(self, name), kind))
-
-        if not _is_int(self.num_classes) or self.num_classes < 2:
-            raise ValueError(f"num_classes={self.num_classes!r} is not valid: expected an int >= 2")
-        if not _is_int(self.depth) or self.depth < 1:
-            raise ValueError(f"depth={self.depth!r} is not valid: expected an int >= 1")
-
-        spc = self.samples_per_class
-        if isinstance(spc, tuple):
-            if len(spc) != self.num_classes:
-                raise ValueError(
-                    f"samples_per_class has {len(spc)} entries but num_classes={self.num_classes}:"
-                    " expected one int >= 1 per class"
-                )
-            for k, n in enumerate(spc):
-                if not _is_int(n) or n < 1:
-                    raise ValueError(
-                        f"samples_per_class[{k}]={n!r} is not valid: expected an int >= 1"
-                    )
-            if len(set(spc)) == 1:
-                set_(self, "samples_per_class", spc[0])
-        elif not _is_int(spc) or spc < 1:
-            raise ValueError(f"samples_per_class={spc!r} is not valid: expected an int >= 1")
-
-        width = self.width
-        if isinstance(width, tuple):
-            if len(width) != self.depth:
-                raise ValueError(
-                    f"width has {len(width)} entries but depth={self.depth}: expected one int"
-                    " >= 1 per layer (d_1..d_L)"
-                )
-            for i, d in enumerate(width):
-                if not _is_int(d) or d < 1:
-                    raise ValueError(f"width[{i}]={d!r} is not valid: expected an int >= 1")
-            if len(set(width)) == 1:
-                set_(self, "width", width[0])
-        elif not _is_int(width) or width < 1:
-            raise ValueError(f"width={width!r} is not valid: expected an int >= 1")
-
-        if not _is_real(self.lambda_H) or not math.isfinite(self.lambda_H) or self.lambda_H < 0:
-            raise ValueError(
-                f"lambda_H={self.lambda_H!r} is not valid: expected a finite float >= 0"
-            )
-        set_(self, "lambda_H", float(self.lambda_H))
-        lw = self.lambda_W
-        if isinstance(lw, tuple):
-            if len(lw) != self.depth:
-                raise ValueError(
-                    f"lambda_W has {len(lw)} entries but depth={self.depth}: expected one"
-                    " finite float >= 0 per weight matrix"
-                )
-            for i, v in enumerate(lw):
-                if not _is_real(v) or not math.isfinite(v) or v < 0:
-                    raise ValueError(
-                        f"lambda_W[{i}]={v!r} is not valid: expected a finite float >= 0"
-                    )
-            lw = tuple(float(v) for v in lw)
-            set_(self, "lambda_W", lw[0] if len(set(lw)) == 1 else lw)
-        elif not _is_real(lw) or not math.isfinite(lw) or lw < 0:
-            raise ValueError(f"lambda_W={lw!r} is not valid: expected a finite float >= 0")
-        else:
-            set_(self, "lambda_W", float(lw))
-
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={self.activation!r} is not valid: expected one of {ACTIVATIONS}"
-            )
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss={self.loss!r} is not valid: expected one of {LOSSES}")
-        if (
-            not _is_real(self.init_scale)
-            or not math.isfinite(self.init_scale)
-            or self.init_scale <= 0
-        ):
-            raise ValueError(
-                f"init_scale={self.init_scale!r} is not valid: expected a finite float > 0"
-            )
-        set_(self, "init_scale", float(self.init_scale))
-        if not _is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} is not valid: expected an int >= 0")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not valid: expected one of {DTYPES}")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device={self.device!r} is not valid: expected a string like 'cpu'")
-        try:
-            import torch
-
-            torch.device(self.device)
-        except (RuntimeError, ValueError) as exc:
-            raise ValueError(
-                f"device={self.device!r} is not valid: expected a torch device such as 'cpu'"
-                f" or 'cuda' ({exc})"
-            ) from None
+        values = check_fields("DUFMConfig", RULES, {name: getattr(self, name) for name in RULES})
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        # the budget, by arithmetic on K, n_k, L and d_l: before anything is allocated
+        check_dufm_budget(
+            self.num_classes, self.samples_per_class, self.depth, self.width, self.dtype
+        )
 
         narrow = [d for d in (self.widths[1:] if self.activation == "relu" else ()) if d < self.K]
         if narrow:
@@ -253,14 +186,11 @@ class DUFMConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DUFMConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> DUFMConfig:
         """Build from a dict; unknown keys raise ``ValueError`` naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown DUFMConfig field(s) {unknown}: expected some of {sorted(names)}"
-            )
+        if not isinstance(data, Mapping):
+            raise ParameterError("data", data, "a dict of DUFMConfig fields", owner="DUFMConfig")
+        check_known("DUFMConfig", data, [f.name for f in dataclasses.fields(cls)])
         return cls(**data)
 
     def to_json(self) -> str:
@@ -268,9 +198,29 @@ class DUFMConfig:
 
     @classmethod
     def from_json(cls, text: str) -> DUFMConfig:
-        return cls.from_dict(json.loads(text))
+        """Build from :meth:`to_json`'s text (``ValueError`` naming ``text`` if it is not
+        a JSON object)."""
+        allowed = "a JSON object of DUFMConfig fields"
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise ParameterError("text", text, allowed, owner="DUFMConfig")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ParameterError("text", text, allowed, owner="DUFMConfig") from None
+        return cls.from_dict(data)
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DUFMConfig))
 
-__all__ = ["DUFMConfig", "FIELD_NAMES", "ACTIVATIONS", "LOSSES", "DTYPES", "field"]
+__all__ = [
+    "ACTIVATIONS",
+    "DTYPES",
+    "FIELD_NAMES",
+    "LAMBDA_CAP",
+    "LOSSES",
+    "RULES",
+    "BudgetError",
+    "DUFMConfig",
+    "ParameterError",
+    "field",
+]
