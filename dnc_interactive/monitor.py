@@ -36,8 +36,8 @@ What is recorded at each step (the schema of the trainer's history,
   subspace error of that weight against the layer's class means
   (:func:`~dnc_interactive.metrics.dnc3_subspace`, DNC3). One weight per layer, the
   classifier's first. A weight with a bias is compared with the centred class means
-  M - mu_G 1^T (the bias absorbs the global mean, as in Papyan et al. 2020); a bias-free one
-  with M itself, the DUFM's convention (theory §3).
+  M - mu_G 1^T (the bias absorbs the global mean; the centring of Papyan et al. 2020); a
+  bias-free one with M itself, the DUFM's convention (theory §3.4).
 * **the last layer, kind "output"**: ``nc4`` (fraction of samples where the classifier's
   prediction differs from the nearest class mean of its input; a second pass over ``data``,
   since the means are known only at the end of the first) and ``q_0..q_{K-1}`` (mean of
