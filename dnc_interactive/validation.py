@@ -548,15 +548,18 @@ def check_fields(
     return {name: out[name] for name in rules}
 
 
-def check_known(owner: str, names: Any, allowed: Sequence[str], what: str = "field") -> None:
-    """Refuse keys that are not in ``allowed`` (``ParameterError`` naming them)."""
-    unknown = sorted({repr(k) if not isinstance(k, str) else k for k in names} - set(allowed))
+def check_known(owner: str, names: Any, allowed: Sequence[str], what: str | None = None) -> None:
+    """Refuse keys that are not in ``allowed``: ``ParameterError`` naming them
+    ("unknown DUFMConfig field(s) ['depht']: expected some of [...]"; ``what`` replaces
+    "DUFMConfig field")."""
+    unknown = sorted({k if isinstance(k, str) else repr(k) for k in names} - set(allowed))
     if unknown:
+        what = what or f"{owner} field"
         raise ParameterError(
             unknown[0],
             None,
             f"some of {sorted(allowed)}",
-            message=f"unknown {owner} {what}(s) {unknown}: expected some of {sorted(allowed)}",
+            message=f"unknown {what}(s) {unknown}: expected some of {sorted(allowed)}",
             owner=owner,
         )
 

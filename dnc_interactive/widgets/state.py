@@ -3,12 +3,18 @@
 :class:`Settings` is everything a :class:`~dnc_interactive.widgets.Dashboard` needs to rebuild a
 run: the :class:`~dnc_interactive.config.DUFMConfig` (theory §1.2) plus the optimiser settings
 (learning rate, optimiser, divergence guard) and the playback speed. It is validated like the
-config: a bad value raises ``ValueError`` naming the field, the value and the allowed range.
+config, by one table (:data:`RULES`, :mod:`dnc_interactive.validation`): a bad value raises
+:class:`~dnc_interactive.validation.ParameterError` (a ``ValueError``) naming the field, the
+value and the allowed range.
 
 :func:`encode_state` turns settings into a short, URL-safe string (version 1: urlsafe base64,
 without padding, of the compact JSON of the fields that differ from the defaults, under short
 keys); :func:`decode_state` reads it back, also from a URL or a query string holding
-``state=...``. The default settings encode to ``eyJ2IjoxfQ``.
+``state=...``. The default settings encode to ``eyJ2IjoxfQ``. Whatever the text,
+:func:`decode_state` either returns valid settings or raises one ``ValueError`` (a
+``ParameterError`` naming ``state`` or the bad field), cheaply: the text's length is bounded
+(:data:`MAX_STATE_CHARS`) and the model's size is checked against the resource budget before
+anything is built.
 """
 
 from __future__ import annotations
@@ -17,13 +23,22 @@ import base64
 import binascii
 import dataclasses
 import json
-import math
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
 from dnc_interactive.training import OPTIMIZERS
+from dnc_interactive.validation import (
+    LEARNING_RATE,
+    Bool,
+    OneOf,
+    ParameterError,
+    Rule,
+    check_fields,
+    check_known,
+    short_repr,
+)
 
 #: Version of the state string format written by :func:`encode_state`.
 STATE_VERSION = 1
@@ -39,6 +54,18 @@ RUN_FIELDS: tuple[str, ...] = ("lr", "optimizer", "guard", "speed")
 
 #: Settings whose change keeps the current run going (everything else resets the model).
 CONTINUING_FIELDS: frozenset[str] = frozenset({"lr", "guard", "speed"})
+
+#: The constraints of the run fields (the config's are :data:`dnc_interactive.config.RULES`).
+RULES: dict[str, Rule] = {
+    "lr": LEARNING_RATE,
+    "optimizer": OneOf(OPTIMIZERS),
+    "guard": Bool(),
+    "speed": OneOf(SPEEDS, text=f"one of {SPEEDS} (steps per update, 0 = as fast as possible)"),
+}
+
+#: Longest state string :func:`decode_state` reads (a preset's is 30-80 characters; one
+#: with a count per class for hundreds of classes stays far below this).
+MAX_STATE_CHARS = 20_000
 
 # Short keys of the state string (kept stable: changing one breaks shared links).
 _SHORT = {
@@ -83,24 +110,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, DUFMConfig):
-            raise ValueError(f"config={self.config!r} is not valid: expected a DUFMConfig")
-        lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
-            raise ValueError(f"lr={lr!r} is not valid: expected a finite float > 0")
-        if lr <= 0:
-            raise ValueError(f"lr={lr!r} is not valid: expected a finite float > 0")
-        object.__setattr__(self, "lr", float(lr))
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer={self.optimizer!r} is not valid: expected one of {OPTIMIZERS}"
-            )
-        if not isinstance(self.guard, bool):
-            raise ValueError(f"guard={self.guard!r} is not valid: expected True or False")
-        if isinstance(self.speed, bool) or self.speed not in SPEEDS:
-            raise ValueError(
-                f"speed={self.speed!r} is not valid: expected one of {SPEEDS} (steps per"
-                " update, 0 = as fast as possible)"
-            )
+            raise ParameterError("config", self.config, "a DUFMConfig", owner="Settings")
+        values = check_fields("Settings", RULES, {k: getattr(self, k) for k in RULES})
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -112,18 +125,16 @@ class Settings:
         optimiser's default (:data:`DEFAULT_LR`) if it was at the old one's default.
         """
         base = base or cls()
-        unknown = sorted(set(changes) - set(FIELD_NAMES) - set(RUN_FIELDS))
-        if unknown:
-            raise ValueError(
-                f"unknown setting(s) {unknown}: expected DUFMConfig fields {list(FIELD_NAMES)}"
-                f" or {list(RUN_FIELDS)}"
-            )
+        if not isinstance(base, Settings):
+            raise ParameterError("base", base, "a Settings or None", owner="Settings")
+        check_known("Settings", changes, [*FIELD_NAMES, *RUN_FIELDS], what="setting")
         config_changes = {k: v for k, v in changes.items() if k in FIELD_NAMES}
         run_changes = {k: v for k, v in changes.items() if k in RUN_FIELDS}
         config = base.config.replace(**config_changes) if config_changes else base.config
         new_opt = run_changes.get("optimizer", base.optimizer)
         if (
             "lr" not in run_changes
+            and isinstance(new_opt, str)
             and new_opt != base.optimizer
             and new_opt in DEFAULT_LR
             and base.lr == DEFAULT_LR.get(base.optimizer)
@@ -147,6 +158,9 @@ class Settings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         """Inverse of :meth:`to_dict` (missing keys take their defaults)."""
+        if not isinstance(data, dict):
+            raise ParameterError("data", data, "a dict of settings", owner="Settings")
+        check_known("Settings", data, [*FIELD_NAMES, *RUN_FIELDS], what="setting")
         return cls.build(**data)
 
 
@@ -172,52 +186,95 @@ def encode_state(settings: Settings) -> str:
 def extract_state(text: str) -> str | None:
     """The state string inside ``text``: a bare state, a URL or a query string with
     ``state=...`` (None when a URL or query string has no ``state`` parameter)."""
+    if not isinstance(text, str):
+        raise ParameterError("state", text, "a string")
     text = text.strip()
     if "=" in text.rstrip("=") or "?" in text or "&" in text:
-        query = urllib.parse.urlsplit(text).query if "?" in text else text
-        values = urllib.parse.parse_qs(query.lstrip("?")).get("state")
+        try:
+            query = urllib.parse.urlsplit(text).query if "?" in text else text
+            values = urllib.parse.parse_qs(query.lstrip("?")).get("state")
+        except ValueError:  # e.g. a malformed IPv6 host
+            raise ParameterError(
+                "state", short_repr(text, 60), "a URL or query string with state=..."
+            ) from None
         return values[-1].strip() if values else None
     return text
+
+
+def _bad_state(short: str, why: str) -> ParameterError:
+    return ParameterError(
+        "state",
+        short,
+        "a string copied from the dashboard's 'share' box",
+        message=f"state={short!r} is not valid: {why}",
+        owner="decode_state",
+    )
 
 
 def decode_state(text: str) -> Settings:
     """Read a state string written by :func:`encode_state` (or a URL / query holding one).
 
+    Any text gives valid settings or one ``ValueError``, within milliseconds and without
+    building anything: the length is bounded (:data:`MAX_STATE_CHARS`), the values are
+    checked by the settings' and the config's tables and the model's size by the budget.
+
     Raises:
-        ValueError: naming ``state`` when the text is not a state string of a known version,
-            or with the config's own message when a stored value is invalid.
+        ParameterError: (a ``ValueError``) naming ``state`` when the text is not a state
+            string of a known version, or the field whose stored value is invalid (with the
+            config's own message; ``BudgetError`` when the model is too big).
     """
     if not isinstance(text, str):
-        raise ValueError(f"state={text!r} is not valid: expected a string")
+        raise ParameterError(
+            "state",
+            text,
+            "a string",
+            message=f"state={short_repr(text)} is not valid: expected a string",
+        )
+    if len(text) > 4 * MAX_STATE_CHARS:
+        raise _bad_state(
+            text[:37] + "...",
+            f"it has {len(text)} characters; expected a share link or state"
+            f" string of at most {MAX_STATE_CHARS}",
+        )
     state = extract_state(text)
     if not state:
-        raise ValueError(f"state={text!r} is not valid: no state string found")
+        raise _bad_state(short_repr(text, 60)[1:-1], "no state string found")
     short = state if len(state) <= 40 else state[:37] + "..."
+    if len(state) > MAX_STATE_CHARS:
+        raise _bad_state(
+            short, f"it has {len(state)} characters; expected at most {MAX_STATE_CHARS}"
+        )
     try:
         raw = base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))
         payload = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ValueError(
-            f"state={short!r} is not valid: expected a string copied from the dashboard's"
-            " 'share' box"
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise _bad_state(
+            short, "expected a string copied from the dashboard's 'share' box"
         ) from None
     if not isinstance(payload, dict):
-        raise ValueError(f"state={short!r} is not valid: it does not hold a settings object")
+        raise _bad_state(short, "it does not hold a settings object")
     version = payload.pop("v", None)
-    if version != STATE_VERSION:
-        raise ValueError(
-            f"state={short!r} is not valid: format version {version!r} is not supported"
-            f" (expected {STATE_VERSION})"
+    if type(version) is not int or version != STATE_VERSION:
+        raise _bad_state(
+            short,
+            f"format version {short_repr(version, 30)} is not supported (expected {STATE_VERSION})",
         )
     unknown = sorted(set(payload) - set(_LONG))
     if unknown:
-        raise ValueError(f"state={short!r} is not valid: unknown key(s) {unknown}")
-    return Settings.build(**{_LONG[k]: v for k, v in payload.items()})
+        raise _bad_state(short, f"unknown key(s) {short_repr(unknown, 60)}")
+    try:
+        return Settings.build(**{_LONG[k]: v for k, v in payload.items()})
+    except ValueError:
+        raise
+    except (TypeError, OverflowError, RecursionError) as exc:  # a safety net: never a crash
+        raise _bad_state(short, f"a stored value is not usable ({type(exc).__name__})") from None
 
 
 __all__ = [
     "CONTINUING_FIELDS",
     "DEFAULT_LR",
+    "MAX_STATE_CHARS",
+    "RULES",
     "RUN_FIELDS",
     "SPEEDS",
     "STATE_VERSION",
