@@ -774,6 +774,11 @@ class Monitor(RecordedHistory):
         if self._alias is None:
             self._alias = dict(p.alias)
             self._build_layout(p)
+        elif p.alias != self._alias:
+            raise RuntimeError(
+                "the model's graph changed since the first record (which layer feeds which"
+                " linear layer): build a new monitor for the changed model"
+            )
         stats = {key: self._compute(acc) for key, acc in p.accs.items()}
         N = int(p.counts.sum())
         self.class_sizes = tuple(int(n) for n in p.counts.tolist())

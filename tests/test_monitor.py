@@ -351,8 +351,9 @@ def test_live_chart_is_fed_by_later_records():
     mon.record()
     assert len(chart.store) > before > 0
     mon.close()
+    held = len(chart.store)
     mon.record()
-    assert len(chart.store) == len(chart.store)
+    assert len(chart.store) == held, "a closed monitor feeds no chart"
 
 
 # ---------------------------------------------------------------------- bad input
