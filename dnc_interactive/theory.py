@@ -56,6 +56,7 @@ OPTIMALITY_UNVERIFIED = "unverified"
 OPTIMALITY_NOT_APPLICABLE = "not applicable (loss='ce')"
 
 __all__ = [
+    "THRESHOLD_BAND",
     "OPTIMALITY_DNC_ONLY",
     "OPTIMALITY_K2_IMBALANCED",
     "OPTIMALITY_LINEAR",
@@ -73,6 +74,7 @@ __all__ = [
     "effective_c",
     "layer_norms",
     "minority_collapse_threshold",
+    "metastable_limit",
     "near_threshold",
     "optimal_loss",
     "optimal_q",
@@ -114,6 +116,12 @@ def _check_array(value: object, name: str, low: float, high: float, allowed: str
 
 
 # ---------------------------------------------------------------------- scalar problem
+#: Relative half-width of the band around c*_L in which two minima genuinely compete:
+#: c_k / c*_L in [1 - THRESHOLD_BAND, 1 + THRESHOLD_BAND] (theory §4.1, §8). Outside the band the
+#: default recipe reaches L* (measured by ``benchmarks/bench_fidelity.py``).
+THRESHOLD_BAND = 0.12
+
+
 def c_star(L: int) -> float:
     """The threshold c*_L = (1/L) ((L-1)/L)^{(L-1)/(L+1)} of theory §2.2 (c*_1 = 1).
 
@@ -126,6 +134,24 @@ def c_star(L: int) -> float:
     if L == 1:
         return 1.0
     return (1.0 / L) * ((L - 1) / L) ** ((L - 1) / (L + 1))
+
+
+def metastable_limit(L: int) -> float:
+    """c_max / c*_L: up to this multiple of the threshold a non-zero local minimum survives.
+
+    The non-zero branch of phi_L(.; c) exists while (1 - q) q^p = c, p = (L-1)/(L+1), has a
+    root, i.e. for c <= c_max = max_q (1 - q) q^p, attained at q_m = (L-1)/(2L):
+    c_max = (1 - q_m) q_m^p (theory §2.2). Between c*_L and c_max that minimum is metastable
+    (its loss is above 1/2, the trivial solution's) and gradient descent can stop there. For
+    L = 1 there is no second minimum and the limit is 1. Values: 1.19 (L = 2), 1.41 (L = 3),
+    1.65 (L = 4).
+    """
+    L = _check_depth(L)
+    if L == 1:
+        return 1.0
+    p = (L - 1) / (L + 1)
+    qm = (L - 1) / (2 * L)
+    return (1.0 - qm) * qm**p / c_star(L)
 
 
 def phi(q: float | np.ndarray, c: float | np.ndarray, L: int) -> float | np.ndarray:
@@ -359,7 +385,7 @@ def minority_collapse_threshold(config: DUFMConfig) -> float:
     return math.exp((L + 1) / L * (math.log(config.N) - math.log(c_star(L))) + log_lam / L)
 
 
-def near_threshold(config: DUFMConfig, margin: float = 0.1) -> bool:
+def near_threshold(config: DUFMConfig, margin: float = THRESHOLD_BAND) -> bool:
     """True when some c_k is within relative distance ``margin`` of c*_L: |c_k/c*_L - 1| < margin.
 
     For L >= 2 this is where phi_L has two competing minima of nearly equal value (q = 0 and
@@ -377,7 +403,7 @@ def near_threshold(config: DUFMConfig, margin: float = 0.1) -> bool:
     return any(abs(c / cs - 1.0) < margin for c in effective_c(config))
 
 
-def threshold_message(config: DUFMConfig, margin: float = 0.1) -> str | None:
+def threshold_message(config: DUFMConfig, margin: float = THRESHOLD_BAND) -> str | None:
     """A human-readable note when ``config`` is near or past the threshold, else None.
 
     Mentions the collapsed classes (q_k = 0, the trivial solution wins for them) and whether

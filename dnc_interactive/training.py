@@ -1,18 +1,30 @@
-"""Full-batch gradient descent on the L-DUFM objective (theory §1.2, §4.1).
+"""Full-batch gradient descent on the L-DUFM objective (theory §1.2, §4.1, §8).
 
 :class:`Trainer` advances a :class:`~dnc_interactive.model.DUFM` in chunks (``step(n)``) or to a
 stop condition (``run``), records a tidy history (one row per step x layer x metric, see
-:data:`HISTORY_COLUMNS`) with the loss terms next to the theoretical optimum L* of theory §2.2 / §6,
-and calls user callbacks every ``record_every`` steps.
+:data:`HISTORY_COLUMNS`) with the loss terms next to the theoretical optimum L* of theory §2.2 /
+§6, calls user callbacks every ``record_every`` steps, and says why a run is not at the optimum
+(:meth:`Trainer.diagnosis`, see :mod:`dnc_interactive.diagnosis`).
 
-The default recipe is heavy-ball gradient descent on the paper's loss (no change to the
-objective): learning rate 1.0, momentum 0.8 raised to 0.99 once the relative gap to L* is below
-0.1, from a small H1 (``init_scale`` 0.1) and He-initialised weights. Most of a plain-GD run is
-spent letting weight decay shrink the excess initial norm at a rate ~ lr * lambda per step;
-momentum multiplies that rate by 1 / (1 - momentum).
-Momentum 0.8 rather than 0.9 at the start: with 0.9, deep imbalanced runs (L = 6, n = [90, 10])
-lost the minority class to the q = 0 local minimum; 0.8 reaches L* there at ~1.5x the steps on
-the default config (benchmarks/bench_correctness.py).
+The default recipe ("robust", theory §8) is heavy-ball gradient descent on the paper's loss (no
+change to the objective), with restarts:
+
+1. the *fast start*: learning rate 1.0, momentum 0.8 raised to 0.99 once the relative gap to L*
+   is below 0.1, from a small H1 (the config's ``init_scale``, 0.1 by default) and
+   He-initialised weights. It collapses the default preset in a few hundred steps. Most of a
+   plain-GD run is spent letting weight decay shrink the excess initial norm at a rate
+   ~ lr * lambda per step; momentum multiplies that rate by 1 / (1 - momentum).
+2. if that start *stalls* (its excess loss over L* falls by less than 10 % per ``stall_steps``
+   steps while still more than ``stall_gap`` above L*), up to ``restarts`` *careful starts* (:data:`CAREFUL_STARTS`): a larger
+   H1 (std 0.5, then 1.0) with a small learning rate (0.05, then 0.02) and momentum 0.9 (raised
+   to 0.99 once the gap is below 1 %), i.e. close to gradient flow. From a small start weight
+   decay can win the race against the slowly growing class-discriminating direction and gradient
+   descent ends at a rank-one saddle region (both classes get the same output) or the zero
+   solution; a larger start keeps that direction above the barrier of phi_L (theory §2.2, §8).
+3. at the end of :meth:`Trainer.run` the lowest-loss state over all starts is kept.
+
+``Recipe.named("fast")`` is the first start alone; ``Recipe.named("paper")`` is the paper's
+plain gradient descent (momentum 0, constant learning rate 0.1, no restarts).
 A guard restores the last finite state and halves the learning rate if the loss becomes NaN/inf;
 with ``guard=False`` (or once ``max_retries`` halvings are used up) the run stops itself with
 ``status == "diverged"``, a message, and its history up to the last finite record.
@@ -34,6 +46,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from dnc_interactive import diagnosis as _diagnosis
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM, loss_and_grad
@@ -44,6 +57,30 @@ STATUSES = ("ready", "running", "converged", "plateau", "max_steps", "diverged",
 
 Row = tuple[int, int, str, str, float]
 Callback = Callable[["Trainer", list[Row]], Any]
+
+
+@dataclass(frozen=True)
+class Start:
+    """One initialisation and optimiser schedule of the multi-start recipe.
+
+    ``init_scale`` is the std of H1 at initialisation (None: the config's own), ``seed_offset``
+    is added to the config's seed; the other fields are as in :class:`Recipe`.
+    """
+
+    init_scale: float | None
+    lr: float
+    momentum: float
+    momentum_boost: float | None
+    boost_gap: float
+    seed_offset: int = 0
+
+
+#: The careful starts tried, in order, after a stalled fast start (theory §8).
+CAREFUL_STARTS: tuple[Start, ...] = (
+    Start(init_scale=0.5, lr=0.05, momentum=0.9, momentum_boost=0.99, boost_gap=0.01),
+    Start(init_scale=1.0, lr=0.02, momentum=0.9, momentum_boost=0.99, boost_gap=0.01,
+          seed_offset=1),
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +99,12 @@ class Recipe:
             initial loss and 1/2, the loss of the zero solution), restore the last good state
             and halve lr (up to ``max_retries`` times) instead of stopping.
         max_retries: number of lr halvings the guard may use.
+        restarts: how many careful starts (:data:`CAREFUL_STARTS`, at most 2) to try when a
+            start stalls (0 = the first start only). The lowest-loss start is kept.
+        stall_gap: a start counts as stalled only while its relative gap to L* is above this.
+        stall_steps: a start is given at least this many steps before it can be declared
+            stalled; stalled means the excess loss over L* fell by less than 10 % over the last
+            ``stall_steps`` steps.
     """
 
     optimizer: str = "gd"
@@ -72,6 +115,26 @@ class Recipe:
     guard: bool = True
     max_retries: int = 8
     blowup: float = 100.0
+    restarts: int = 2
+    stall_gap: float = 1e-3
+    stall_steps: int = 300
+
+    @classmethod
+    def named(cls, name: str) -> Recipe:
+        """One of :data:`RECIPES`: "robust" (default), "fast" or "paper"."""
+        if name not in RECIPES:
+            raise ValueError(f"recipe={name!r} is not valid: expected one of {tuple(RECIPES)}")
+        return RECIPES[name]
+
+    def first_start(self) -> Start:
+        """The first start: the config's own init with this recipe's optimiser settings."""
+        return Start(None, self.lr, self.momentum, self.momentum_boost, self.boost_gap)
+
+    def starts(self) -> tuple[Start, ...]:
+        """All starts this recipe may use, in order."""
+        if self.optimizer != "gd":
+            return (self.first_start(),)
+        return (self.first_start(), *CAREFUL_STARTS[: self.restarts])
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -92,6 +155,27 @@ class Recipe:
             raise ValueError(f"blowup={self.blowup!r} is not valid: expected a float > 1")
         if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
             raise ValueError(f"max_retries={self.max_retries!r} is not valid: expected an int >= 0")
+        if not (
+            isinstance(self.restarts, int)
+            and not isinstance(self.restarts, bool)
+            and 0 <= self.restarts <= len(CAREFUL_STARTS)
+        ):
+            raise ValueError(
+                f"restarts={self.restarts!r} is not valid: expected an int in"
+                f" [0, {len(CAREFUL_STARTS)}]"
+            )
+        if not (isinstance(self.stall_gap, (int, float)) and self.stall_gap > 0):
+            raise ValueError(f"stall_gap={self.stall_gap!r} is not valid: expected a float > 0")
+        if not (isinstance(self.stall_steps, int) and self.stall_steps >= 1):
+            raise ValueError(f"stall_steps={self.stall_steps!r} is not valid: expected an int >= 1")
+
+
+#: Named recipes (theory §8 and the README's recipe table say which reaches what).
+RECIPES: dict[str, Recipe] = {
+    "robust": Recipe(),
+    "fast": Recipe(restarts=0),
+    "paper": Recipe(lr=0.1, momentum=0.0, momentum_boost=None, restarts=0),
+}
 
 
 def relative_gap(loss: float, optimal: float) -> float:
@@ -194,20 +278,28 @@ class Trainer(RecordedHistory):
         self.callbacks: list[Callback] = list(callbacks)
         self.optimal_loss: float = theory.optimal_loss(self.config)
         self.near_threshold: bool = theory.near_threshold(self.config)
+        self._trivial_optimum = all(q == 0.0 for q in theory.optimal_q(self.config))
         self.steps = 0
+        self._start: Start = recipe.first_start()
+        self.attempt = 0  # index into recipe.starts() of the start being trained
         self.lr = float(recipe.lr)
         self.momentum = float(recipe.momentum)
         self.status = "ready"
         self.message = ""
         self.seconds = 0.0
         self.retries = 0
+        self.attempt_changed = False
         self._init_history()
         self._params = [model.H1.data, *[W.data for W in model.W]]
         self._lambdas = [self.config.lambda_H, *self.config.lambda_Ws]
         self._state = [torch.zeros_like(p) for p in self._params]
         self._state2 = [torch.zeros_like(p) for p in self._params]  # Adam's second moment
         self._good: list[torch.Tensor] = [p.clone() for p in self._params]
+        self._losses: list[float] = []  # loss at every on-grid record of the current start
+        self._attempt_step = 0  # step at which the current start began
+        self._best: tuple[float, list[torch.Tensor], int] | None = None  # (loss, params, attempt)
         self._record(with_metrics=bool(metrics_every))
+        self._losses.append(self._last["loss"])
         self._ceiling = recipe.blowup * max(self._last["loss"], 0.5)
 
     # ------------------------------------------------------------------ public API
@@ -230,6 +322,9 @@ class Trainer(RecordedHistory):
             return self
         self.status = "running"
         t0 = time.perf_counter()
+        # weights decaying towards 0 (the trivial solution, a collapsed minority class) turn
+        # into subnormal floats, which are ~100x slower on CPUs: flush them to zero while stepping
+        flush = torch.set_flush_denormal(True)
         try:
             remaining = n
             while remaining > 0 and not self.diverged:
@@ -239,6 +334,8 @@ class Trainer(RecordedHistory):
                 if self.steps % self.record_every == 0 or remaining == 0:
                     self._checkpoint()
         finally:
+            if flush:
+                torch.set_flush_denormal(False)
             self.seconds += time.perf_counter() - t0
         if self.status == "running":
             self.status = "stopped"
@@ -267,6 +364,7 @@ class Trainer(RecordedHistory):
             self.step(steps)
             if not self.diverged:
                 self.status = "max_steps"
+                self.keep_best()
             return self
         if tol is not None and not (isinstance(tol, (int, float)) and tol > 0):
             raise ValueError(f"tol={tol!r} is not valid: expected a float > 0")
@@ -283,6 +381,10 @@ class Trainer(RecordedHistory):
                 self.message = f"stopped at max_steps={max_steps}"
                 break
             self.step(min(self.record_every, max_steps - self.steps))
+            if self.attempt_changed:
+                self.attempt_changed = False
+                losses.clear()
+                continue
             if plateau:
                 losses.append(self.loss)
                 if len(losses) > plateau:
@@ -291,14 +393,51 @@ class Trainer(RecordedHistory):
                         self.status = "plateau"
                         self.message = f"loss plateaued at step {self.steps}"
                         break
+        if self.status != "converged":
+            self.keep_best()
         return self
 
+    def keep_best(self) -> Trainer:
+        """Restore the lowest-loss state over all starts tried so far (if better than now)."""
+        if self._best is None or self.diverged or not self._best[0] < self.loss:
+            return self
+        loss, params, attempt = self._best
+        for p, b in zip(self._params, params, strict=True):
+            p.copy_(b)
+        for b in (*self._state, *self._state2):
+            b.zero_()
+        self._append([(self.steps, 0, "model", "restart", float(attempt))])
+        self.attempt = attempt
+        self._record(with_metrics=bool(self.metrics_every))
+        self.message = (self.message + f"; kept start {attempt} (lowest loss)").lstrip("; ")
+        return self
+
+    def diagnosis(self, tol: float = 1e-4) -> _diagnosis.Diagnosis:
+        """Why the run is (or is not) at the theorem's optimum now (:mod:`~.diagnosis`)."""
+        losses = [*self._losses]
+        if not losses or losses[-1] != self.loss:
+            losses.append(self.loss)
+        return _diagnosis.diagnose(
+            self.model,
+            losses,
+            optimal_loss=self.optimal_loss,
+            diverged=self.diverged,
+            tol=tol,
+            window=max(1, self.recipe.stall_steps // self.record_every),
+        )
+
     def converged(self, tol: float) -> bool:
-        """Relative gap below ``tol`` (if L* is defined) and NC1 below ``tol`` in every layer."""
+        """Relative gap below ``tol`` (if L* is defined) and NC1 below ``tol`` in every layer.
+
+        When the optimum is the trivial solution (every q*_k = 0, theory §2.2) the features
+        shrink to 0 and NC1 is 0/0: the gap alone decides.
+        """
         gap = self.gap
         if math.isfinite(self.optimal_loss) and not (math.isfinite(gap) and abs(gap) < tol):
             if not (self.optimal_loss == 0 and self.loss < tol):
                 return False
+        if self._trivial_optimum:
+            return True
         return self.max_nc1() < tol
 
     def max_nc1(self) -> float:
@@ -364,6 +503,8 @@ class Trainer(RecordedHistory):
             "status": self.status,
             "message": self.message,
             "near_threshold": self.near_threshold,
+            "start": self.attempt,
+            "diagnosis": self.diagnosis().to_dict(),
         }
 
     # ------------------------------------------------------------------ internals
@@ -448,14 +589,61 @@ class Trainer(RecordedHistory):
             self.metrics_every and self.steps % self.metrics_every == 0
         )
         self._record(terms, with_metrics=with_metrics)
-        boost = self.recipe.momentum_boost
+        self._losses.append(terms["loss"])
+        boost = self._start.momentum_boost
         if (
             self.recipe.optimizer == "gd"
             and boost is not None
             and self.momentum < boost
-            and self.gap < self.recipe.boost_gap
+            and self.gap < self._start.boost_gap
         ):
             self.momentum = boost
+        if self._stalled():
+            self._restart()
+
+    def _stalled(self) -> bool:
+        """The current start plateaued above L* and another start is left to try."""
+        r = self.recipe
+        if self.attempt + 1 >= len(r.starts()) or not self.gap > r.stall_gap:
+            return False
+        if self.steps - self._attempt_step < r.stall_steps:
+            return False
+        window = max(1, r.stall_steps // self.record_every)
+        return not _diagnosis.excess_falling(self._losses, self.optimal_loss, window, by=0.1)
+
+    @torch.no_grad()
+    def _restart(self) -> None:
+        """Keep the best state so far and continue from the next (careful) start."""
+        if self._best is None or self.loss < self._best[0]:
+            self._best = (self.loss, [p.clone() for p in self._params], self.attempt)
+        self.attempt += 1
+        start = self.recipe.starts()[self.attempt]
+        cfg = self.config
+        with warnings.catch_warnings():  # the narrow-width note was already given
+            warnings.simplefilter("ignore")
+            fresh = DUFM(
+                cfg.replace(
+                    seed=cfg.seed + start.seed_offset,
+                    init_scale=start.init_scale or cfg.init_scale,
+                )
+            )
+        for p, new in zip(self._params, [fresh.H1.data, *[W.data for W in fresh.W]], strict=True):
+            p.copy_(new.to(p.device))
+        for b in (*self._state, *self._state2):
+            b.zero_()
+        for g, p in zip(self._good, self._params, strict=True):
+            g.copy_(p)
+        self._start = start
+        self.lr = float(start.lr)
+        self.momentum = float(start.momentum)
+        self.retries = 0
+        self._attempt_step = self.steps
+        self.attempt_changed = True
+        self._append([(self.steps, 0, "model", "restart", float(self.attempt))])
+        terms = self._loss_terms()
+        self._ceiling = self.recipe.blowup * max(terms["loss"], 0.5)
+        self._last = {**terms, "relative_gap": relative_gap(terms["loss"], self.optimal_loss)}
+        self._losses = [terms["loss"]]
 
     def _on_divergence(self, value: float) -> None:
         if self.recipe.guard and self.retries < self.recipe.max_retries:
@@ -465,7 +653,7 @@ class Trainer(RecordedHistory):
             for b in (*self._state, *self._state2):
                 b.zero_()
             self.lr /= 2
-            self.momentum = float(self.recipe.momentum)
+            self.momentum = float(self._start.momentum)
             self._append([(self.steps, 0, "model", "lr", self.lr)])
             return
         for g, p in zip(self._good, self._params, strict=True):

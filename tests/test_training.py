@@ -94,8 +94,10 @@ def test_metastable_nonzero_minimum_between_thresholds():
     cfg = DUFMConfig(
         dtype="float64", samples_per_class=10, depth=3, width=16, lambda_H=lam, lambda_W=lam
     )
-    tr = Trainer(cfg, metrics_every=0, momentum=0.9).run(steps=1000)
+    fast = Recipe.named("fast")  # the first start alone: no restart when it stalls
+    tr = Trainer(cfg, fast, metrics_every=0, momentum=0.9).run(steps=1000)
     assert 0.5 < tr.loss < 0.6
+    assert tr.diagnosis().code == "metastable"
     c = theory.effective_c(cfg)[0]
     q = output_scale_frame(tr.model)["q"].to_numpy()
     # Classes decouple (theory §6): each class sits either at q = 0 or at a non-zero root of
@@ -106,6 +108,11 @@ def test_metastable_nonzero_minimum_between_thresholds():
     assert (theory.phi(q[stuck], c, 3) > 0.5).all()
     per_class = [theory.phi(max(float(qk), 0.0), c, 3) for qk in q]
     assert sum(per_class) / 2 == pytest.approx(tr.loss, abs=1e-6)
+    # the default recipe notices the plateau above L* = 1/2 and restarts: it ends at the optimum
+    robust = Trainer(cfg, metrics_every=0, momentum=0.9).run(tol=1e-4, max_steps=6000)
+    assert robust.attempt >= 1
+    assert robust.loss == pytest.approx(0.5, rel=1e-4)
+    assert robust.diagnosis().code == "at_optimum"
 
 
 def test_history_is_tidy_and_complete():

@@ -23,14 +23,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a DUFM by gradient descent and compare with the optimum",
-        description="Train a DUFM by full-batch gradient descent (default recipe: heavy-ball, "
-        "lr 1.0, momentum 0.8 -> 0.99) and compare the final loss with the closed-form optimum "
+        description="Train a DUFM by full-batch gradient descent (default recipe 'robust': "
+        "heavy-ball from a small start, lr 1.0, momentum 0.8 -> 0.99, restarted from a larger, "
+        "slower start if it stalls; theory §8) and compare the final loss with the closed-form optimum "
         "L* (theory §2.2, §6). Without --steps it runs until converged (relative gap and every "
         f"layer's NC1 below --tol, default {DEFAULT_TOL:g}), until the loss plateaus, or until "
         "--max-steps.",
     )
     common.add_model_flags(p)
     g = p.add_argument_group("training")
+    g.add_argument(
+        "--recipe",
+        default="robust",
+        choices=("robust", "fast", "paper"),
+        help="robust (default: fast start, careful restarts when stalled), fast (first start "
+        "only), paper (plain GD: momentum 0, lr 0.1)",
+    )
     g.add_argument("--lr", type=float, default=None, help="learning rate (default 1.0 for gd)")
     g.add_argument("--optimizer", default="gd", help="gd (heavy-ball) or adam")
     g.add_argument("--momentum", type=float, default=None, help="momentum (default 0.8)")
@@ -84,7 +92,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _make_trainer(args: argparse.Namespace, config) -> Trainer:
-    from dnc_interactive.training import Trainer
+    from dnc_interactive.training import Recipe, Trainer
 
     overrides = {"optimizer": args.optimizer}
     if args.lr is not None:
@@ -92,7 +100,13 @@ def _make_trainer(args: argparse.Namespace, config) -> Trainer:
     if args.momentum is not None:
         overrides["momentum"] = args.momentum
     try:
-        return Trainer(config, record_every=args.record_every, metrics_every=0, **overrides)
+        return Trainer(
+            config,
+            Recipe.named(getattr(args, "recipe", "robust")),
+            record_every=args.record_every,
+            metrics_every=0,
+            **overrides,
+        )
     except ValueError as exc:
         msg = str(exc)
         for name in ("optimizer", "lr", "momentum", "record_every"):
@@ -188,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         "status": summary["status"],
         "message": summary["message"],
         "near_threshold": summary["near_threshold"],
+        "diagnosis": summary["diagnosis"],
+        "start": summary["start"],
         "dnc_optimality": theory.dnc_optimality(config),
         "q": list(metrics.output_scale_frame(trainer.model)["q"]),
         "q_theory": list(theory.optimal_q(config)) if config.loss == "mse" else None,
@@ -203,6 +219,8 @@ def _print_table(r: dict) -> None:
     print(f"loss          {_fmt(r['loss'])}   (fit {_fmt(r['fit'])}, reg {_fmt(r['reg'])})")
     print(f"optimal loss  {_fmt(r['optimal_loss'])}   L* of theory §2.2/§6 ({r['dnc_optimality']})")
     print(f"relative gap  {_fmt(r['relative_gap'])}")
+    d = r["diagnosis"]
+    print(f"diagnosis     {d['code']}: {d['message']} {d['remedy']}".rstrip())
     print()
     head = ["layer", "nc1", "nc1_trace", "nc2_orth", "nc2_etf", "nc3", "rank", "nc1(pre)"]
     print("  ".join(f"{h:>10}" for h in head))

@@ -38,6 +38,7 @@ import traitlets
 
 from dnc_interactive.charts import metric_title
 from dnc_interactive.config import DUFMConfig
+from dnc_interactive.diagnosis import CODES as DIAGNOSIS_CODES
 
 JS_PATH = Path(__file__).with_name("live_chart.js")
 CSS_PATH = Path(__file__).with_name("live_chart.css")
@@ -48,8 +49,11 @@ DEFAULT_MAX_POINTS = 200
 LOG_FLOOR = 1e-16
 
 _MODEL_METRICS = ("loss", "fit", "reg", "relative_gap")
+#: An "event" row's value indexes the diagnosis codes (theory §8).
+EVENT_CODES = DIAGNOSIS_CODES
 _STREAMED = {
-    "model": set(_MODEL_METRICS),
+    "model": {*_MODEL_METRICS, "restart"},
+    "event": {"diagnosis"},
     "pre": {"nc1"},
     "post": {"nc1", "nc2_orth"},
     "weight": {"nc3"},
@@ -298,6 +302,28 @@ def stream_spec(
             }
         )
         title += " (dashed: optimum L*)"
+    codes = "[" + ", ".join(f"'{c}'" for c in EVENT_CODES) + "]"
+    loss_layers.append(  # markers: where the diagnosis changed, where a new start began
+        {
+            "data": {"name": "rows"},
+            "transform": [
+                {
+                    "filter": "(datum.kind === 'event' && datum.metric === 'diagnosis')"
+                    " || (datum.kind === 'model' && datum.metric === 'restart')"
+                },
+                {
+                    "calculate": f"datum.kind === 'event' ? {codes}[datum.value]"
+                    " : 'new start ' + datum.value",
+                    "as": "event",
+                },
+            ],
+            "mark": {"type": "rule", "color": "#e76f51", "strokeDash": [2, 2], "strokeWidth": 2},
+            "encoding": {
+                "x": _X,
+                "tooltip": _tooltip(("step", "quantitative", None), ("event", "nominal", None)),
+            },
+        }
+    )
     loss = {"title": title, "layer": loss_layers, **size}
 
     gap_enc = {
