@@ -169,7 +169,7 @@ def phase_chart(rows: list[dict], path: str) -> None:
     df["outcome"] = df["reached"].map({True: "reached L*", False: "stuck"})
     df.loc[df["in_band"], "outcome"] = df.loc[df["in_band"], "outcome"] + " (band)"
     chart = (
-        alt.Chart(df, title="Does gradient descent reach L*? (K = 2; the band is |c/c* - 1| <= 12 %)")
+        alt.Chart(df, title="Does gradient descent reach L*? (K = 2; band: |c/c* - 1| <= 12 %)")
         .mark_point(filled=True, size=90)
         .encode(
             x=alt.X("ratio:O", title="c / c*_L"),
@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     cells = grid(args.repeats)
     t0 = time.perf_counter()
     rows = run_grid(args.recipe, cells, args.workers, args.max_steps)
-    print(f"{len(rows)} configurations in {time.perf_counter() - t0:.0f} s ({args.workers} workers)")
+    took = time.perf_counter() - t0
+    print(f"{len(rows)} configurations in {took:.0f} s ({args.workers} workers)")
     main_fig = report(rows, args.recipe)
     all_rows = list(rows)
     if args.baseline:

@@ -126,9 +126,7 @@ def dead_classes(model: DUFM) -> list[tuple[int, int]]:
     return out
 
 
-def excess_falling(
-    losses: Sequence[float], optimal: float, window: int, by: float = 0.01
-) -> bool:
+def excess_falling(losses: Sequence[float], optimal: float, window: int, by: float = 0.01) -> bool:
     """True when loss - L* fell by more than the fraction ``by`` over the last ``window`` records.
 
     Also True while fewer than ``window + 1`` records exist (too early to tell).

@@ -15,9 +15,10 @@ change to the objective), with restarts:
    plain-GD run is spent letting weight decay shrink the excess initial norm at a rate
    ~ lr * lambda per step; momentum multiplies that rate by 1 / (1 - momentum).
 2. if that start *stalls* (its excess loss over L* falls by less than 10 % per ``stall_steps``
-   steps while still more than ``stall_gap`` above L*), up to ``restarts`` *careful starts* (:data:`CAREFUL_STARTS`): a larger
-   H1 (std 0.5, then 1.0) with a small learning rate (0.05, then 0.02) and momentum 0.9 (raised
-   to 0.99 once the gap is below 1 %), i.e. close to gradient flow. From a small start weight
+   steps while still more than ``stall_gap`` above L*), up to ``restarts`` *careful starts*
+   (:data:`CAREFUL_STARTS`): a larger H1 (std 0.5, then 1.0) with a small learning rate (0.05,
+   then 0.02) and momentum 0.9 (raised to 0.99 once the gap is below 1 %), i.e. close to
+   gradient flow. From a small start weight
    decay can win the race against the slowly growing class-discriminating direction and gradient
    descent ends at a rank-one saddle region (both classes get the same output) or the zero
    solution; a larger start keeps that direction above the barrier of phi_L (theory §2.2, §8).
@@ -78,8 +79,9 @@ class Start:
 #: The careful starts tried, in order, after a stalled fast start (theory §8).
 CAREFUL_STARTS: tuple[Start, ...] = (
     Start(init_scale=0.5, lr=0.05, momentum=0.9, momentum_boost=0.99, boost_gap=0.01),
-    Start(init_scale=1.0, lr=0.02, momentum=0.9, momentum_boost=0.99, boost_gap=0.01,
-          seed_offset=1),
+    Start(
+        init_scale=1.0, lr=0.02, momentum=0.9, momentum_boost=0.99, boost_gap=0.01, seed_offset=1
+    ),
 )
 
 

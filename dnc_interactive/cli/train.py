@@ -25,10 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a DUFM by gradient descent and compare with the optimum",
         description="Train a DUFM by full-batch gradient descent (default recipe 'robust': "
         "heavy-ball from a small start, lr 1.0, momentum 0.8 -> 0.99, restarted from a larger, "
-        "slower start if it stalls; theory §8) and compare the final loss with the closed-form optimum "
-        "L* (theory §2.2, §6). Without --steps it runs until converged (relative gap and every "
-        f"layer's NC1 below --tol, default {DEFAULT_TOL:g}), until the loss plateaus, or until "
-        "--max-steps.",
+        "slower start if it stalls; theory §8) and compare the final loss with the closed-form "
+        "optimum L* (theory §2.2, §6). Without --steps it runs until converged (relative gap "
+        f"and every layer's NC1 below --tol, default {DEFAULT_TOL:g}), until the loss "
+        "plateaus, or until --max-steps.",
     )
     common.add_model_flags(p)
     g = p.add_argument_group("training")
