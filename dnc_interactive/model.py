@@ -74,6 +74,10 @@ class DUFM(nn.Module):
     W_l ~ N(0, 2/d_l) (He), last layer W_L ~ N(0, 1/d_L).
     """
 
+    # buffers (registered in __init__); declared so type checkers see Tensors
+    labels: Tensor
+    Y: Tensor
+
     def __init__(self, config: DUFMConfig | None = None) -> None:
         super().__init__()
         config = config or DUFMConfig()
@@ -106,8 +110,9 @@ class DUFM(nn.Module):
     def forward(self) -> Features:
         """Every layer's pre- and post-activation features and the output Z."""
         act = _activation(self.config.activation)
-        pre, post = [self.H1], [self.H1]
-        H = self.H1
+        pre: list[Tensor] = [self.H1]
+        post: list[Tensor] = [self.H1]
+        H: Tensor = self.H1
         for W in list(self.W)[:-1]:
             P = W @ H
             H = act(P)
