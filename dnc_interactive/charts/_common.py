@@ -129,7 +129,7 @@ def kind_dash_scale(kinds: Sequence[str]) -> alt.Scale:
     return alt.Scale(domain=domain, range=[KIND_DASH.get(k, [2, 2]) for k in domain])
 
 
-def layer_color(layers: Sequence[int], title: str = "layer l", legend: bool = True) -> alt.Color:
+def layer_color(layers: Iterable[int], title: str = "layer l", legend: bool = True) -> alt.Color:
     """Colour encoding with one colour per layer from the sequential layer scheme."""
     domain = sorted({int(v) for v in layers})
     return alt.Color(

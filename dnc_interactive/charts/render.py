@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import altair as alt
 
@@ -85,7 +85,7 @@ def save_chart(chart: alt.TopLevelMixin, path: str | Path, *, scale_factor: floa
     elif suffix == ".png":
         chart.save(str(path), format="png", scale_factor=scale_factor)
     else:
-        chart.save(str(path), format=suffix[1:])
+        chart.save(str(path), format=cast(Literal["svg", "json"], suffix[1:]))
     return path
 
 

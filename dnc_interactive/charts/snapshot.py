@@ -152,7 +152,11 @@ def gram_heatmap(
             "value:Q",
             title="MᵀM/‖MᵀM‖_F",
             scale=alt.Scale(
-                scheme=DIVERGING_SCHEME, reverse=True, domain=[-bound, bound], domainMid=0
+                # altair types ``scheme`` as a Literal of the built-in names
+                scheme=DIVERGING_SCHEME,  # type: ignore[arg-type]
+                reverse=True,
+                domain=[-bound, bound],
+                domainMid=0,
             ),
         ),
         tooltip=[
@@ -223,7 +227,11 @@ def projection_chart(
     base = alt.Chart().encode(
         x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
-        color=alt.Color("label:N", title="class k", scale=alt.Scale(scheme=CLASS_SCHEME)),
+        color=alt.Color(
+            "label:N",
+            title="class k",
+            scale=alt.Scale(scheme=CLASS_SCHEME),  # type: ignore[arg-type]  # Literal-typed in altair
+        ),
     )
     dots = (
         base.mark_circle(size=18, opacity=0.6)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, cast
 
 import altair as alt
 import numpy as np
 import pandas as pd
+from altair.typing import ChartType
 
 from ._common import LOG_FLOOR, finite_values, log_safe, require_frame
 
@@ -33,7 +35,7 @@ def phase_diagram(
     fmt: str = ".3g",
     floor: float = LOG_FLOOR,
     cell: int = 28,
-) -> alt.Chart | alt.LayerChart:
+) -> alt.Chart | alt.LayerChart | alt.FacetChart:
     """Heat map of ``color`` over the two parameters ``x`` and ``y`` (e.g. λ vs depth L).
 
     One rect per (x, y) pair; repeated pairs (seeds) are averaged and counted in the
@@ -59,7 +61,8 @@ def phase_diagram(
         color=alt.Color(
             "mean:Q",
             title=color_title or color,
-            scale=alt.Scale(scheme=scheme, type="log" if log_color else "linear"),
+            # altair types ``scheme`` as a Literal of the built-in names; any str is accepted
+            scale=alt.Scale(scheme=scheme, type="log" if log_color else "linear"),  # type: ignore[arg-type]
         ),
         tooltip=[
             alt.Tooltip(f"{x}:O", title=x_title or x),
@@ -68,7 +71,7 @@ def phase_diagram(
             alt.Tooltip("runs:Q", title="runs"),
         ],
     )
-    chart: alt.Chart | alt.LayerChart = rect
+    chart: alt.Chart | alt.LayerChart | alt.FacetChart = rect
     if text:
         low, high = float(cells["mean"].min()), float(cells["mean"].max())
         middle = float(np.sqrt(low * high)) if log_color else (low + high) / 2
@@ -93,7 +96,7 @@ def side_by_side(
     titles: Sequence[str] | None = None,
     *,
     spacing: int = 24,
-    resolve_color: str = "independent",
+    resolve_color: Literal["independent", "shared"] = "independent",
 ) -> alt.HConcatChart:
     """Put two charts side by side, optionally retitled, with independent colour scales.
 
@@ -109,4 +112,6 @@ def side_by_side(
             raise ValueError(f"titles must hold exactly two titles, got {titles!r}")
         left = left.properties(title=titles[0])
         right = right.properties(title=titles[1])
-    return alt.hconcat(left, right, spacing=spacing).resolve_scale(color=resolve_color)
+    # every TopLevelMixin is a chart type; altair's ConcatType names the concrete classes only
+    pair = (cast(ChartType, left), cast(ChartType, right))
+    return alt.hconcat(*pair, spacing=spacing).resolve_scale(color=resolve_color)

@@ -10,7 +10,7 @@ that DataFrame, bounds its rows with :func:`downsample_history`, and returns an 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal, cast
 
 import altair as alt
 import numpy as np
@@ -88,7 +88,10 @@ def downsample_history(
         raise ValueError(f"spacing must be 'linear', 'log' or 'both', got {spacing!r}")
     if history.empty:
         return history.copy()
-    groups = history.groupby(_SERIES, sort=False, dropna=False).indices
+    # positional index arrays per series (pandas-stubs types the values too loosely)
+    groups = cast(
+        "dict[Any, np.ndarray]", history.groupby(_SERIES, sort=False, dropna=False).indices
+    )
     cap = max_points
     if max_rows is not None:
         cap = min(cap, max(2, max_rows // len(groups)))
