@@ -728,7 +728,8 @@ def mnist1d_arrays(
     try:
         base.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
+        # mypy matches **arrays against savez's allow_pickle: bool; the keys are array names
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, file)
     except OSError:
         pass  # caching on disk is optional

@@ -71,7 +71,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -715,18 +715,19 @@ class RealNetExperiment(RecordedHistory):
     @torch.no_grad()
     def test_accuracy(self) -> float:
         """Accuracy on the test split of the chosen classes (NaN when there is none)."""
-        if self.data.x_test is None:
+        x_test, y_test = self.data.x_test, self.data.y_test  # both None or both set
+        if x_test is None or y_test is None:
             return math.nan
         self.backbone.eval()
         try:
             correct = 0
             bs = self.config.eval_batch_size
-            for i in range(0, self.data.x_test.shape[0], bs):
-                z = self.head(self.backbone(self.data.x_test[i : i + bs]))
-                correct += int((z.argmax(1) == self.data.y_test[i : i + bs]).sum())
+            for i in range(0, x_test.shape[0], bs):
+                z = self.head(self.backbone(x_test[i : i + bs]))
+                correct += int((z.argmax(1) == y_test[i : i + bs]).sum())
         finally:
             self.backbone.train()
-        return correct / int(self.data.x_test.shape[0])
+        return correct / int(x_test.shape[0])
 
     @torch.no_grad()
     def input_metrics(self) -> dict[str, float]:
@@ -914,7 +915,8 @@ class RealNetExperiment(RecordedHistory):
 
     def _backbone_reg(self) -> Tensor:
         wd = self.config.weight_decay
-        total = sum(p.pow(2).sum() for p in self.backbone.parameters())
+        # a Tensor: every backbone has parameters (sum's start value 0 is never returned alone)
+        total = cast(Tensor, sum(p.pow(2).sum() for p in self.backbone.parameters()))
         return 0.5 * wd * total
 
     def _train_epoch(self) -> bool:
@@ -1006,7 +1008,7 @@ class RealNetExperiment(RecordedHistory):
         finally:
             self.backbone.train(was)
         reg_W = tuple(float(r) for r in self.head.reg_terms(cfg.lambda_Ws))
-        common = dict(
+        common: dict[str, Any] = dict(
             fit=fit / (2 * self.N),
             reg_H=0.5 * cfg.lambda_H * h_sq,
             reg_W=reg_W,
