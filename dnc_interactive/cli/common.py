@@ -36,13 +36,13 @@ class Parser(argparse.ArgumentParser):
         for add_flags in self.__dict__.pop("_deferred", ()):
             add_flags(self)
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(self, args=None, namespace=None):
         self._add_deferred()
         return super().parse_known_args(args, namespace)
 
     def _parse_known_args2(self, *args, **kwargs):  # Python >= 3.12.7 calls this directly
         self._add_deferred()
-        return super()._parse_known_args2(*args, **kwargs)  # type: ignore[misc]
+        return super()._parse_known_args2(*args, **kwargs)
 
     def format_usage(self) -> str:
         self._add_deferred()

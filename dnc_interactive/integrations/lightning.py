@@ -30,7 +30,7 @@ try:
     import lightning.pytorch as pl
 except ImportError:  # pragma: no cover - depends on the environment
     try:
-        import pytorch_lightning as pl
+        import pytorch_lightning as pl  # type: ignore[no-redef]
     except ImportError:
         raise ImportError(
             "dnc_interactive.integrations.lightning needs PyTorch Lightning. Fix: `pip install"
