@@ -67,7 +67,7 @@ import sys
 import types
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -364,12 +364,13 @@ class _Pass:
                 " that run once per batch (monitor a module that is not shared)"
             )
         roles = self.roles[name]
-        y = self.y
+        y = cast(Tensor, self.y)  # new_batch sets it before every forward pass
         B = int(y.shape[0])
         inp = args[0] if args and isinstance(args[0], Tensor) else None
         needs_input = roles & {"lin_in", "clf_in", "h1", "nc4"}
         if needs_input and inp is None:
             raise ValueError(f"layer {name!r}: its first input is not a tensor")
+        inp = cast(Tensor, inp)  # a tensor for every role below that reads it (checked above)
         if "feat" in roles:
             if not isinstance(output, Tensor):
                 raise ValueError(
@@ -422,7 +423,8 @@ class _Pass:
         if "nc4" in roles:
             x = inp.detach().to(F64).T
             z = output.detach().to(F64).T
-            self.mismatch = self.mismatch + metrics._nc4_core(x, self.ncc_means, z) * B
+            means = cast(Tensor, self.ncc_means)  # an nc4 pass is built with ncc_means
+            self.mismatch = self.mismatch + metrics._nc4_core(x, means, z) * B
 
     def new_batch(self, y: Tensor) -> None:
         self.y = y
@@ -511,6 +513,7 @@ class Monitor(RecordedHistory):
         head_found = [_find(model, item, "head") for item in head] if head is not None else []
         if head is not None and not head_found:
             raise ValueError("head is empty: name the head's linear modules W_1..W_L in order")
+        clf: tuple[str, nn.Module] | None
         if classifier == "auto":
             if head_found:
                 clf = head_found[-1]
@@ -614,15 +617,16 @@ class Monitor(RecordedHistory):
                     "head: no classifier found (a linear layer with K outputs): pass head=[...]"
                     " with the head's linear modules W_1..W_L"
                 )
-            found = [(self.classifier, self._clf_module)]
+            found = [(self.classifier, cast(nn.Module, self._clf_module))]
         for i, (name, module) in enumerate(found):
             W = _linear_weight(module)
             if W is None:
                 raise ValueError(f"head: {name!r} is not a linear layer (no 2-D weight)")
-            if i and W.shape[1] != _linear_weight(found[i - 1][1]).shape[0]:
+            # (the previous module passed the check above: its weight is a tensor)
+            if i and W.shape[1] != cast(Tensor, _linear_weight(found[i - 1][1])).shape[0]:
                 raise ValueError(
                     f"head: {name!r} takes {W.shape[1]} inputs but {found[i - 1][0]!r} has"
-                    f" {_linear_weight(found[i - 1][1]).shape[0]} outputs"
+                    f" {cast(Tensor, _linear_weight(found[i - 1][1])).shape[0]} outputs"
                 )
         return found
 
@@ -701,11 +705,13 @@ class Monitor(RecordedHistory):
         lambda_Ws: tuple[float, ...],
     ) -> dict[str, Any]:
         """fit, reg_H, reg_W, q and the reference DUFM config from a pass with the head roles."""
-        N = int(p.counts.sum())
-        sizes = tuple(int(n) for n in p.counts.tolist())
-        widths = tuple(int(_linear_weight(m).shape[1]) for _, m in head)
+        counts = cast(Tensor, p.counts)  # _run raised if the pass saw no batch
+        N = int(counts.sum())
+        sizes = tuple(int(n) for n in counts.tolist())
+        # the head's modules are linear (checked by _resolve_head): their weights are tensors
+        widths = tuple(int(cast(Tensor, _linear_weight(m)).shape[1]) for _, m in head)
         reg_W = tuple(
-            0.5 * lam * float(_linear_weight(m).detach().to(F64).pow(2).sum())
+            0.5 * lam * float(cast(Tensor, _linear_weight(m)).detach().to(F64).pow(2).sum())
             for lam, (_, m) in zip(lambda_Ws, head, strict=True)
         )
         config = DUFMConfig(
@@ -751,7 +757,7 @@ class Monitor(RecordedHistory):
         ``lr=...``) are recorded at layer 0, kind "model". Returns the new rows.
         """
         s = self.records if step is None else _check_int("step", step, 0)
-        extra = {}
+        extra: dict[str, float] = {}
         for name, value in scalars.items():
             if not isinstance(value, numbers.Real) or isinstance(value, bool):
                 raise ValueError(f"{name}={value!r} is not valid: expected a number")
@@ -780,13 +786,15 @@ class Monitor(RecordedHistory):
                 " linear layer): build a new monitor for the changed model"
             )
         stats = {key: self._compute(acc) for key, acc in p.accs.items()}
-        N = int(p.counts.sum())
-        self.class_sizes = tuple(int(n) for n in p.counts.tolist())
+        counts = cast(Tensor, p.counts)  # _run raised if the pass saw no batch
+        N = int(counts.sum())
+        self.class_sizes = tuple(int(n) for n in counts.tolist())
 
         rows: list[Row] = []
         head = None
         if self._head is not None:
-            head = self._head_terms(p, self._head, self.lambda_H, self._lambda_Ws)
+            # lambda_H is set whenever there is a head (checked in __init__)
+            head = self._head_terms(p, self._head, cast(float, self.lambda_H), self._lambda_Ws)
         if head is not None:
             if math.isnan(self._optimal_loss):
                 self._optimal_loss = theory.optimal_loss(head["config"])
@@ -808,9 +816,11 @@ class Monitor(RecordedHistory):
         # feature rows per layer; weight rows at the layer of the weight's input (as in the
         # trainer: W_l sits with H_l), the classifier first, one weight per layer
         weights: dict[int, float] = {}
+        src: tuple[str, str] | None
         if clf is not None:
             src = self._alias.get(("in", clf)) or ("in", clf)
-            weights[self._index[src]] = self._nc3(self._clf_module, stats[src], dual=True)
+            clf_module = cast(nn.Module, self._clf_module)  # set with the classifier
+            weights[self._index[src]] = self._nc3(clf_module, stats[src], dual=True)
         for name, module in self._modules.items():
             src = self._alias.get(("in", name)) if name != clf else None
             if src is not None and self._index[src] not in weights:
@@ -852,7 +862,8 @@ class Monitor(RecordedHistory):
         M = st["means"]
         if not bool(torch.isfinite(M).all()):
             return math.nan
-        W = _linear_weight(module).detach().to(device=M.device, dtype=F64)
+        # only called for linear modules: the weight is a tensor
+        W = cast(Tensor, _linear_weight(module)).detach().to(device=M.device, dtype=F64)
         if _has_bias(module):
             M = M - M.mean(dim=1, keepdim=True)
         if dual:
