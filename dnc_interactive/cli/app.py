@@ -212,9 +212,8 @@ def server_command(
             f"--VoilaConfiguration.default_pool_size={max(pool, 0)}",
             *culling,
             f"--AppKernelManager.cull_disconnected_timeout={DEFAULT_CULL_GONE}",
-            *extra,
         ]
-        return cmd, base
+        return _with_extra(cmd, extra), base
     cmd = [
         sys.executable,
         "-m",
@@ -229,8 +228,14 @@ def server_command(
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    cmd.extend(extra)
-    return cmd, f"{base}lab/tree/{notebook.name}"
+    return _with_extra(cmd, extra), f"{base}lab/tree/{notebook.name}"
+
+
+def _with_extra(cmd: list[str], extra: list[str] | tuple[str, ...]) -> list[str]:
+    """``cmd`` + the user's server options, which replace ours of the same name (traitlets
+    refuses an option given twice)."""
+    given = {a.split("=", 1)[0] for a in extra if a.startswith("--")}
+    return [a for a in cmd if a.split("=", 1)[0] not in given] + list(extra)
 
 
 def page_url(base: str, token: str, params: dict[str, str] | None = None, lab: bool = False) -> str:

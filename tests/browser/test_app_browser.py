@@ -1,12 +1,16 @@
-"""Real-browser test of ``dnc-interactive app``: Voilà page, Play, live chart, Pause.
+"""Real-browser test of ``dnc-interactive app``: Voilà page, Play, live chart, Pause, kernels.
 
-Starts the app on a free localhost port, drives Debian's chromium through Playwright (no
-``playwright install``), and saves a screenshot to ``artifacts/browser/app.png``. Skipped only
+Starts the app on a free localhost port (one pre-heated kernel), drives Debian's chromium
+through Playwright (no ``playwright install``) and saves a screenshot to
+``artifacts/browser/app.png``. Checks that the page fetches nothing from another host (no
+CDN), that a reload and a closed tab shut their kernel down (the kernel count returns to
+where it was), and prints how long the page took to become a live dashboard. Skipped only
 when /usr/bin/chromium or playwright is missing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -15,7 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,6 +37,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+TOKEN = "browser-test-7c1d"
+CULL_GONE = 45
 
 pytestmark = pytest.mark.browser
 
@@ -50,7 +58,18 @@ def app_url(tmp_path):
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dnc_interactive", "app", "--no-browser", f"--port={port}"],
+        [
+            sys.executable,
+            "-m",
+            "dnc_interactive",
+            "app",
+            "--no-browser",
+            f"--port={port}",
+            f"--token={TOKEN}",
+            "--",  # a page gone without its close beacon is culled after CULL_GONE s
+            f"--AppKernelManager.cull_disconnected_timeout={CULL_GONE}",
+            "--MappingKernelManager.cull_interval=5",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -66,7 +85,7 @@ def app_url(tmp_path):
 
     threading.Thread(target=read, daemon=True).start()
     url = None
-    end = time.monotonic() + 240
+    end = time.monotonic() + 400
     try:
         while url is None and time.monotonic() < end and proc.poll() is None:
             try:
@@ -81,9 +100,26 @@ def app_url(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _api(url: str, what: str):
+    parts = urlsplit(url)
+    request = urllib.request.Request(
+        f"{parts.scheme}://{parts.netloc}/api/{what}", headers={"Authorization": f"token {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _status(url: str) -> dict:
+    return _api(url, "status")
+
+
+def _visitor_kernels(url: str) -> list[str]:
+    return [k["id"] for k in _api(url, "kernels") if not k["pooled"]]
 
 
 def _numbers(page):
@@ -96,32 +132,55 @@ def _numbers(page):
     )
 
 
-def _wait(condition, timeout: float, what: str):
+def _wait(condition, timeout: float, what):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = condition()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+
+
+def _open_live(page, url: str, reload: bool = False) -> float:
+    """Load (or reload) the page until the dashboard is live (a slider, streamed rows);
+    the seconds until the slider showed."""
+    t0 = time.monotonic()
+    if reload:
+        page.reload(timeout=300_000)
+    else:
+        page.goto(url, timeout=300_000)
+    page.wait_for_selector(".widget-slider", timeout=300_000)
+    seconds = time.monotonic() - t0
+    page.wait_for_selector(".dnc-live-stream canvas.marks", timeout=180_000)
+    _wait(lambda: (n := _numbers(page))[2] > 0 and n, 60, "the first streamed rows")
+    return seconds
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 @pytest.mark.skipif(_playwright() is None, reason="needs playwright")
-def test_app_plays_streams_and_pauses_in_a_real_browser(app_url):
+def test_app_plays_streams_pauses_and_gives_its_kernels_back(app_url):
     errors: list[str] = []
+    foreign: list[str] = []
+
+    def note(kind: str, address: str) -> None:
+        parts = urlsplit(address)
+        if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname != "127.0.0.1":
+            foreign.append(f"{kind} {address}")
+
+    start = _status(app_url)
+    assert start["visitors"] == 0, start
     with _playwright()() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(app_url, timeout=120_000)
-            page.wait_for_selector(".dnc-live-stream canvas.marks", timeout=180_000)
-            page.wait_for_selector(".widget-slider", timeout=30_000)
-            step0, chart0, rows0 = _wait(
-                lambda: (n := _numbers(page))[2] > 0 and n, 60, "the first streamed rows"
-            )
+            page.on("request", lambda r: note("request", r.url))
+            page.on("websocket", lambda ws: note("websocket", ws.url))
+            first = _open_live(page, app_url)
+            step0, chart0, _ = _numbers(page)
             assert step0 == 0 and chart0 == 0
+            (visitor,) = _visitor_kernels(app_url)
 
             page.get_by_role("button", name="Play").click()
             _wait(lambda: _numbers(page)[1] >= 50, 60, "the chart to advance after Play")
@@ -143,6 +202,40 @@ def test_app_plays_streams_and_pauses_in_a_real_browser(app_url):
 
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+
+            # Reload while playing: the page's close beacon shuts the old kernel down (before
+            # the culling of pages gone could), and the page is live again.
+            page.get_by_role("button", name="Play").click()
+            _wait(lambda: _numbers(page)[0] > d[0], 30, "playing again")
+            t0 = time.monotonic()
+            reloaded = _open_live(page, app_url, reload=True)
+            assert _numbers(page)[0] < 5  # a fresh dashboard, not the old run
+            _wait(
+                lambda: visitor not in _visitor_kernels(app_url),
+                max(5.0, CULL_GONE - (time.monotonic() - t0) - 5),
+                "the reloaded page's old kernel to be shut down by its beacon",
+            )
+            (visitor,) = _visitor_kernels(app_url)
+
+            # Play, then close the tab: the kernel count returns to where it was (through
+            # the beacon or, where the browser drops it, the culling of pages gone).
+            page.get_by_role("button", name="Play").click()
+            _wait(lambda: _numbers(page)[1] >= 20, 60, "the chart to advance")
+            t0 = time.monotonic()
+            page.close(run_before_unload=True)
+            _wait(
+                lambda: (
+                    (s := _status(app_url))["visitors"] == 0 and s["kernels"] == start["kernels"]
+                ),
+                CULL_GONE + 120,
+                lambda: f"the kernel count to return to {start}: {_status(app_url)}",
+            )
+            closed = time.monotonic() - t0
         finally:
             browser.close()
+    print(
+        f"\npage to live dashboard: first {first:.2f} s, after a reload {reloaded:.2f} s; "
+        f"a closed tab's kernel was gone after {closed:.1f} s"
+    )
     assert not errors, errors
+    assert not foreign, foreign  # nothing from a CDN or any other host

@@ -81,6 +81,8 @@ def test_pool_0_and_cull_idle_and_server_options(capsys):
     assert "--VoilaConfiguration.preheat_kernel=False" in cmd
     assert "--MappingKernelManager.cull_idle_timeout=60" in cmd
     assert cmd[-1] == "--Voila.x=1"
+    _, cmd, _ = _dry_run(capsys, "--port", "8877", "--", "--MappingKernelManager.cull_interval=5")
+    assert [a for a in cmd if "cull_interval" in a] == ["--MappingKernelManager.cull_interval=5"]
 
 
 def test_lab_server_command_has_a_token_and_binds_localhost(capsys):
