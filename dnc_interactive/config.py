@@ -22,7 +22,7 @@ import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from dnc_interactive.validation import (
     SEED,
@@ -69,6 +69,9 @@ RULES: dict[str, Rule] = {
 
 IntOrSeq = int | Sequence[int]
 FloatOrSeq = float | Sequence[float]
+# what __post_init__ leaves in a listable field: the number, or a tuple (never a list)
+_IntOrTuple = int | tuple[int, ...]
+_FloatOrTuple = float | tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,11 @@ class DUFMConfig:
             object.__setattr__(self, name, value)
         # the budget, by arithmetic on K, n_k, L and d_l: before anything is allocated
         check_dufm_budget(
-            self.num_classes, self.samples_per_class, self.depth, self.width, self.dtype
+            self.num_classes,
+            cast(_IntOrTuple, self.samples_per_class),
+            self.depth,
+            cast(_IntOrTuple, self.width),
+            self.dtype,
         )
 
         narrow = [d for d in (self.widths[1:] if self.activation == "relu" else ()) if d < self.K]
@@ -138,7 +145,7 @@ class DUFMConfig:
     @property
     def class_sizes(self) -> tuple[int, ...]:
         """n_k for k = 0..K-1."""
-        spc = self.samples_per_class
+        spc = cast(_IntOrTuple, self.samples_per_class)
         return spc if isinstance(spc, tuple) else (spc,) * self.num_classes
 
     @property
@@ -154,13 +161,13 @@ class DUFMConfig:
     @property
     def widths(self) -> tuple[int, ...]:
         """(d_1, ..., d_L): feature dimension entering each weight matrix."""
-        w = self.width
+        w = cast(_IntOrTuple, self.width)
         return w if isinstance(w, tuple) else (w,) * self.depth
 
     @property
     def lambda_Ws(self) -> tuple[float, ...]:
         """(lambda_{W_1}, ..., lambda_{W_L})."""
-        lw = self.lambda_W
+        lw = cast(_FloatOrTuple, self.lambda_W)
         return lw if isinstance(lw, tuple) else (lw,) * self.depth
 
     @property
