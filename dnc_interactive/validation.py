@@ -103,7 +103,7 @@ def one_line(text: Any, limit: int = 300) -> str:
 
 
 # ====================================================================== errors
-def _rebuild(cls: type, message: str, state: dict) -> ParameterError:
+def _rebuild(cls: type[ParameterError], message: str, state: dict) -> ParameterError:
     err = cls.__new__(cls)
     err.args = (message,)
     err.__dict__.update(state)
@@ -730,6 +730,7 @@ def dufm_estimate(
     K, L = float(num_classes), float(depth)
     N, _, _ = _sizes(samples_per_class, int(num_classes))
     D, dmax, d1 = _sizes(width, int(depth))
+    pairs: float
     if isinstance(width, tuple):
         pairs = sum(a * b for a, b in zip(width[:-1], width[1:])) + width[-1] * num_classes
     else:
