@@ -83,7 +83,7 @@ from torch import Tensor
 from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
 from dnc_interactive.model import DTYPES, DUFM
-from dnc_interactive.training import Recipe, Trainer, relative_gap
+from dnc_interactive.training import CAREFUL_STARTS, Recipe, Trainer, relative_gap
 
 __all__ = [
     "RECIPE_FIELDS",
@@ -126,6 +126,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "loss_ratio",
     "status",
     "retries",
+    "start",
     "final_lr",
     "nc1",
     "nc2_orth",
@@ -538,11 +539,14 @@ def run_batch(
         recipes = [_recipe_from(it["recipe"]) for it in items]
         t0 = time.perf_counter()
         bt = BatchedTrainer(configs, recipes, record_every=record_every).run(steps)
+        summaries = [bt.summary(b) for b in range(len(items))]
+        models = [bt.model(b) for b in range(len(items))]
+        starts = _careful_restarts(configs, recipes, summaries, models, steps, record_every)
         per = (time.perf_counter() - t0) / len(items)
         out = []
         for b, it in enumerate(items):
-            s = bt.summary(b)
-            model = bt.model(b)
+            s = summaries[b]
+            model = models[b]
             gd_loss = s["loss"]
             if polish and s["status"] != "diverged":
                 t1 = time.perf_counter()
@@ -570,6 +574,7 @@ def run_batch(
                     "loss_ratio": s["loss"] / opt if opt and math.isfinite(opt) else math.nan,
                     "status": s["status"],
                     "retries": s["retries"],
+                    "start": starts[b],
                     "final_lr": s["lr"],
                     **final,
                     "dnc_optimality": theory.dnc_optimality(configs[b]),
@@ -580,6 +585,64 @@ def run_batch(
     finally:
         if threads is not None and threads != old:
             torch.set_num_threads(old)
+
+
+def _careful_restarts(
+    configs: list[DUFMConfig],
+    recipes: list[Recipe],
+    summaries: list[dict[str, Any]],
+    models: list[DUFM],
+    steps: int,
+    record_every: int,
+) -> list[int]:
+    """The robust recipe's restarts for a batch (theory §8); updates summaries and models.
+
+    A configuration whose gradient-descent run ended more than its recipe's ``stall_gap``
+    above L* is trained again from each careful start (:data:`~.training.CAREFUL_STARTS`, as
+    many as its ``restarts``), all such configurations of the chunk in one batch per start, each
+    with the full ``steps`` budget; the lowest loss is kept. Returns the start index kept per
+    configuration (0: the first start).
+    """
+    kept = [0] * len(configs)
+    for i, start in enumerate(CAREFUL_STARTS, start=1):
+        todo = [
+            b
+            for b, (r, s) in enumerate(zip(recipes, summaries, strict=True))
+            if r.optimizer == "gd"
+            and r.restarts >= i
+            and s["status"] != "diverged"
+            and s["relative_gap"] > r.stall_gap
+        ]
+        if not todo:
+            break
+        with warnings.catch_warnings():  # the narrow-width note was given for the first start
+            warnings.simplefilter("ignore")
+            again = [
+                configs[b].replace(
+                    seed=configs[b].seed + start.seed_offset,
+                    init_scale=start.init_scale or configs[b].init_scale,
+                )
+                for b in todo
+            ]
+        careful = [
+            dataclasses.replace(
+                recipes[b],
+                lr=start.lr,
+                momentum=start.momentum,
+                momentum_boost=start.momentum_boost,
+                boost_gap=start.boost_gap,
+                restarts=0,
+            )
+            for b in todo
+        ]
+        bt = BatchedTrainer(again, careful, record_every=record_every).run(steps)
+        for j, b in enumerate(todo):
+            s = bt.summary(j)
+            if s["status"] != "diverged" and s["loss"] < summaries[b]["loss"]:
+                summaries[b] = s
+                models[b] = DUFM(configs[b]).load_matrices(*bt.matrices(j))
+                kept[b] = i
+    return kept
 
 
 # ====================================================================== grids
@@ -926,7 +989,7 @@ def _storage_kinds() -> dict[str, str]:
         if f.name in FIELD_NAMES or f.name in RECIPE_FIELDS
     }
     kinds.update(dict.fromkeys(_SEQUENCE_FIELDS, "str"))  # "30" or "30,20,10"; read back as 30
-    kinds.update(dict.fromkeys(("steps", "polish", "retries", "rank"), "int"))
+    kinds.update(dict.fromkeys(("steps", "polish", "retries", "start", "rank"), "int"))
     kinds.update(is_dnc="bool")
     text = ("status", "label", "rank_pre", "rank_post", "dnc_optimality", "key", "config_json")
     kinds.update(dict.fromkeys(text, "str"))
@@ -1079,7 +1142,7 @@ class _CsvStore:
                 fh.truncate(offset)
                 fh.flush()
                 os.fsync(fh.fileno())
-            what = "the header line" if header is None else f"line {lineno}"
+            what = "header line" if header is None else f"line {lineno}"
             warnings.warn(
                 f"{self.path}: dropped the broken {what} ({size - offset} bytes, {reason}: a"
                 f" write cut off by a crash or kill); kept {rows} rows. The dropped bytes are in"

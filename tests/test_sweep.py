@@ -3,6 +3,7 @@ the same on every executor, bad grids rejected before any work."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing as mp
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -376,3 +377,16 @@ def test_polish_after_gradient_descent():
     assert not set(polished["key"]) & set(plain["key"])
     with pytest.raises(ValueError, match="polish=-1"):
         sweep(grid, STEPS, base=BASE, polish=-1, progress=False)
+
+
+def test_sweeps_use_the_robust_recipe_restarts():
+    # depth 4 at c/c* = 0.8: the fast start ends at the rank-one region, the careful start at L*
+    lam = 0.8 * theory.critical_lambda(2, 50, 4)
+    cfg = DUFMConfig(depth=4, width=64, lambda_H=lam, lambda_W=lam, dtype="float64")
+    items = [
+        {"config": cfg.to_dict(), "recipe": dataclasses.asdict(r), "key": str(i)}
+        for i, r in enumerate((Recipe(), Recipe.named("fast")))
+    ]
+    robust, fast = sweeps.run_batch(items, 1500)
+    assert fast["start"] == 0 and fast["relative_gap"] > 0.05
+    assert robust["start"] == 1 and abs(robust["relative_gap"]) < 1e-3
