@@ -511,7 +511,7 @@ class Trainer(RecordedHistory):
 
     # ------------------------------------------------------------------ internals
     @torch.no_grad()
-    def _gradients(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _gradients(self) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         cfg = self.config
         m = self.model
         fit, dH, dW = loss_and_grad(
