@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     layers = []
     for layer in sorted(report["layer"].unique()):
         rows = report[report["layer"] == layer].set_index("kind")
-        entry = {"layer": int(layer)}
+        entry: dict[str, object] = {"layer": int(layer)}
         for kind in ("post", "pre"):
             r = rows.loc[kind]
             vals = {

@@ -460,10 +460,10 @@ class Dashboard:
         if name == "tie":
             return {"lambda_W": cfg.lambda_H} if value else {}
         if name == "sizes_text":
-            sizes = ctl.parse_ints("samples_per_class", value)
-            out = {"samples_per_class": sizes}
-            if isinstance(sizes, list):
-                out["num_classes"] = len(sizes)
+            parsed = ctl.parse_ints("samples_per_class", value)
+            out = {"samples_per_class": parsed}
+            if isinstance(parsed, list):
+                out["num_classes"] = len(parsed)
             return out
         if name == "widths_text":
             return {"width": ctl.parse_ints("width", value)}
