@@ -967,8 +967,8 @@ class _ResultsLock:
 def _default_kind(f: dataclasses.Field) -> str:
     """ "int", "bool", "str" or "float": the storage type of a config / recipe field."""
     value = f.default if f.default is not dataclasses.MISSING else None
-    if value is None and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        value = f.default_factory()  # type: ignore[misc]
+    if value is None and f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -1159,7 +1159,8 @@ class _CsvStore:
         with open(self.path, "rb") as fh:
             data = fh.read(end)
         text = dict.fromkeys(_STR_COLUMNS, str)  # keys like "1234e5..." stay text
-        exact = {} if _PANDAS_MAJOR >= 3 else {"float_precision": "round_trip"}  # 3: default
+        # pandas 3: round-trip precision is the default
+        exact: dict[str, Any] = {} if _PANDAS_MAJOR >= 3 else {"float_precision": "round_trip"}
         return pd.read_csv(io.BytesIO(data), dtype=text, **exact)
 
     def prepare(self) -> None:
@@ -1535,7 +1536,8 @@ def _sweep_locked(
     have = set(done["key"]) if len(done) else set()
     pending = [i for i, k in enumerate(keys) if k not in have]
     seen: set[str] = set()
-    pending = [i for i in pending if not (keys[i] in seen or seen.add(keys[i]))]
+    # first occurrence of each key (set.add returns None, so the test is "not seen yet")
+    pending = [i for i in pending if not (keys[i] in seen or seen.add(keys[i]))]  # type: ignore[func-returns-value]
 
     size = batch_size
     if executor is not None and batch_size is None and batched:
