@@ -1686,9 +1686,7 @@ class _WorkerPool(ProcessPoolExecutor):
         return super().__exit__(exc_type, exc, tb)
 
 
-def worker_pool(
-    workers: int, mp_context: Any = None, *, watch_period: float = 0.2
-) -> ProcessPoolExecutor:
+def worker_pool(workers: int, mp_context: Any = None, *, watch_period: float = 0.2) -> _WorkerPool:
     """A process pool for :func:`sweep` that loses nothing to Ctrl-C and leaves no orphans.
 
     * Workers ignore SIGINT: Ctrl-C in a terminal reaches the parent, whose :func:`sweep`
