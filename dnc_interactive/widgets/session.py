@@ -29,12 +29,12 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from dnc_interactive import theory
-from dnc_interactive.training import Row, Trainer
+from dnc_interactive.training import Callback, Row, Trainer
 from dnc_interactive.widgets.state import CONTINUING_FIELDS, Settings
 
 #: Seconds between two updates when playing at a fixed speed (10 updates per second).
@@ -109,7 +109,7 @@ class TrainingSession:
                 s.config,
                 record_every=self.record_every,
                 metrics_every=self.metrics_every,
-                callbacks=[lambda tr, rows, gen=gen: self._collect(gen, rows)],
+                callbacks=[cast(Callback, lambda tr, rows, gen=gen: self._collect(gen, rows))],
                 lr=s.lr,
                 optimizer=s.optimizer,
                 guard=s.guard,
