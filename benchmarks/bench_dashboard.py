@@ -15,10 +15,19 @@ Prints:
     (10 steps per update, 10 updates per second); target: < 2 s at full speed on 2 cores;
   * memory (``--minutes M``): the process's RSS while playing at full speed for M minutes,
     sampled every 5 s, with the growth per minute extrapolated to 10 minutes (Binder's
-    guaranteed limit is 1 GiB).
+    guaranteed limit is 1 GiB);
+  * Pause latency at the largest model the sliders allow (K = 12, n = 200, L = 8, d = 128,
+    float64), playing at 200 steps per update and at full speed: ``--presses`` times, Play,
+    then Pause at a random moment 0.6-1.4 s later, as a click would arrive (a coroutine that
+    wakes at that moment, as the kernel handles a message once the event loop is free):
+    *answer* = from the planned moment to the end of the Pause handler (the button reads
+    "Play", the status line "paused"); *stop* = to the end of the play task (the piece of
+    training in flight finished, the final update drawn). Also the event loop's lag while
+    playing (a 5 ms ticker: how late it woke, at most). Target: answer < 0.2 s.
 
     python benchmarks/bench_dashboard.py [--repeats 3] [--steps 3000] [--threads 1]
     python benchmarks/bench_dashboard.py --minutes 10 --skip-speed     # the full memory run
+    python benchmarks/bench_dashboard.py --skip-speed --presses 20     # Pause latency only
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import time
 
@@ -151,6 +161,53 @@ def memory_run(minutes: float) -> None:
     )
 
 
+#: The largest model the dashboard's sliders allow (and the slower dtype).
+LARGEST = {"num_classes": 12, "samples_per_class": 200, "depth": 8, "width": 128}
+
+
+def pause_latency(speed: int, presses: int, seed: int = 0) -> dict[str, list[float]]:
+    """Play / Pause ``presses`` times at the largest model; seconds per press (see above)."""
+    dash = Dashboard(speed=speed, dtype="float64", **LARGEST)
+    play = dash.controls["play"]
+    rng = random.Random(seed)
+    out: dict[str, list[float]] = {"answer": [], "stop": [], "lag": []}
+
+    async def ticker(done: asyncio.Event) -> None:
+        while not done.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            out["lag"].append(time.perf_counter() - t - 0.005)
+
+    async def presses_() -> None:
+        done = asyncio.Event()
+        tick = asyncio.create_task(ticker(done))
+        for _ in range(presses):
+            play.click()  # Play
+            assert dash.session.playing
+            delay = rng.uniform(0.6, 1.4)
+            planned = time.perf_counter() + delay
+            await asyncio.sleep(delay)  # wakes once the event loop is free, as a message would
+            play.click()  # Pause
+            answered = time.perf_counter()
+            assert play.description == "Play" and not dash.session.playing
+            await dash.session.wait()
+            out["answer"].append(answered - planned)
+            out["stop"].append(time.perf_counter() - planned)
+            await asyncio.sleep(0.2)
+        done.set()
+        await tick
+
+    asyncio.run(presses_())
+    out["steps"] = [dash.steps]
+    dash.close()
+    return out
+
+
+def _ms(xs: list[float]) -> str:
+    xs = sorted(xs)
+    return f"max {xs[-1] * 1e3:.0f} ms, median {statistics.median(xs) * 1e3:.0f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -158,6 +215,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--minutes", type=float, default=0.0, help="memory run length")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--presses", type=int, default=10, help="Pause presses per speed (0: skip the test)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -194,6 +254,17 @@ def main() -> None:
         )
         w, c, s = time_to_optimum(10)
         print(f"time to optimum at the default speed (10 steps/update): {w:.2f} s wall ({s} steps)")
+    if args.presses > 0:
+        for speed in (200, 0):
+            r = pause_latency(speed, args.presses)
+            lag = sorted(r["lag"])
+            print(
+                f"Pause latency, largest model (K=12, n=200, L=8, d=128, float64), speed"
+                f" {speed or 'max'}, {args.presses} presses: answer {_ms(r['answer'])}"
+                f" (target < 200 ms); training stopped {_ms(r['stop'])}; event-loop lag while"
+                f" playing max {lag[-1] * 1e3:.0f} ms, p99 {lag[int(0.99 * len(lag))] * 1e3:.0f}"
+                f" ms; {r['steps'][0]} steps in all"
+            )
     print(f"load average now: {os.getloadavg()}")
     if args.minutes > 0:
         memory_run(args.minutes)

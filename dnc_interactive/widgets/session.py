@@ -2,17 +2,27 @@
 
 :class:`TrainingSession` knows nothing of ipywidgets, so it can be driven and tested from plain
 Python. It owns the current :class:`~dnc_interactive.training.Trainer` (rebuilt on every
-structural change), plays it as **one** asyncio task on the running event loop that yields
-between chunks (so a Jupyter kernel keeps handling widget messages: Pause and the sliders
-respond within a chunk, ~30 ms), and tells its listeners about new history rows at most ~7-10
-times per second.
+structural change), plays it as **one** asyncio task on the running event loop, and tells its
+listeners about new history rows at most ~7-10 times per second.
+
+Responsiveness at every model size: the play task hands the training steps, in pieces of at
+most :data:`YIELD_SECONDS` (50 ms) of compute, to one worker thread and awaits each piece, so
+the event loop (a Jupyter kernel's) is never blocked by training and Pause, the sliders and
+the status line answer at once whatever the speed setting and the model; training itself
+stops at the end of the piece in flight. Pieces end on the trainer's record grid whenever a
+record interval fits in 50 ms; for bigger models a piece may end inside an interval (the
+trainer's inner loop, no checkpoint), so the trajectory and the records are those of the
+unsplit run. Listeners are always called on the event loop's thread, between pieces.
 
 Concurrency rules:
 
-* at most one play task trains at a time: a new task first cancels and awaits the previous one;
+* at most one play task trains at a time: a new task first cancels and awaits the previous one,
+  and a cancelled task waits for its piece in flight before it ends, so a trainer is never
+  stepped by two threads;
 * every trainer belongs to a *generation*; a structural change bumps it, so rows of an old
   trainer can never reach a listener after the reset;
-* ``run(steps)`` is the blocking path for scripts and tests.
+* ``run(steps)`` and ``step(n)`` are the blocking paths for scripts and tests (on the
+  caller's thread, after the piece in flight).
 
 For long runs the recording interval doubles every :data:`RECORDS_PER_LEVEL` records (the
 trainer's ``record_every`` / ``metrics_every``), so the history grows with the logarithm of the
@@ -22,9 +32,11 @@ number of steps and the kernel's memory stays bounded however long it plays.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import math
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -32,9 +44,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+import torch
 
 from dnc_interactive import theory
 from dnc_interactive.training import Callback, Row, Trainer
+from dnc_interactive.validation import check_device_available, dufm_estimate, one_line
 from dnc_interactive.widgets.state import CONTINUING_FIELDS, Settings
 
 #: Seconds between two updates when playing at a fixed speed (10 updates per second).
@@ -49,6 +63,57 @@ FIRST_CHUNK = 20
 RECORDS_PER_LEVEL = 2000
 #: Collapse criterion of the status line: |gap| and every layer's NC1 below this.
 COLLAPSE_TOL = 1e-3
+#: Most seconds of compute in one piece of a play task, between two awaits on the event loop
+#: (a piece that holds a metrics record may take longer; it runs on the worker thread).
+YIELD_SECONDS = 0.05
+#: While playing at a fixed speed, the listeners hear of progress inside a long tick (a big
+#: model at 200 steps per update) at least this often.
+HEARTBEAT_SECONDS = 1.0
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_WORKER = threading.local()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The one worker thread every session's play task trains on (one piece at a time)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dnc-play")
+            _quiet_worker_warnings()
+            _POOL.submit(_in_worker, torch.get_num_threads(), torch.ones(8).sum)  # start it
+        return _POOL
+
+
+def _quiet_worker_warnings() -> None:
+    """Drop RuntimeWarnings raised on the play worker thread (a divergence: the status line
+    says it). ``warnings.catch_warnings`` is process-wide, so it cannot be used there; this
+    wraps ``warnings.showwarning`` once and passes every other warning through."""
+    show = warnings.showwarning
+    if getattr(show, "_dnc_play_filter", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if getattr(_WORKER, "quiet", False) and issubclass(category, RuntimeWarning):
+            return None
+        return show(message, category, filename, lineno, file, line)
+
+    showwarning._dnc_play_filter = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
+def _in_worker(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
+    # OpenMP / MKL thread counts are per calling thread: without this the worker's matmuls
+    # use every core and spin-wait for the busy one (x100 slower on a loaded 2-core kernel),
+    # and a different count could change the sums' rounding
+    torch.set_num_threads(threads)
+    _WORKER.quiet = True
+    try:
+        return fn(*args)
+    finally:
+        _WORKER.quiet = False
+
 
 UpdateListener = Callable[["TrainingSession", list[Row], bool], Any]
 ResetListener = Callable[["TrainingSession"], Any]
@@ -94,15 +159,42 @@ class TrainingSession:
         self._last_emit = 0.0
         self._chunk = FIRST_CHUNK
         self._nc1_max = math.nan
-        self.trainer = self._build()
+        self._lock = threading.Lock()
+        self._inflight: concurrent.futures.Future | None = None
+        self._per_step: float | None = None  # measured seconds per step of this trainer
+        self._piece_max = 0.0  # a decaying maximum of the seconds one piece took
+        self._unrecorded = False  # the trainer stands inside a record interval, unrecorded
+        try:
+            self.trainer = self._build()
+        except ValueError:
+            raise
+        except Exception as exc:  # torch raises AssertionError for CUDA without a GPU
+            raise ValueError(
+                f"could not build the model for these settings: {one_line(exc)}"
+            ) from None
 
     # ------------------------------------------------------------------ trainer
     def _build(self) -> Trainer:
         s = self.settings
         gen = self.generation
-        self._pending = []
+        check_device_available(s.config.device)  # e.g. 'cuda' on a CPU-only machine
+        with self._lock:
+            self._pending = []
         self._nc1_max = math.nan
         self._chunk = FIRST_CHUNK
+        self._per_step = None
+        self._unrecorded = False
+        # the longest piece so far, first from the budget's work estimate at ~2 GFLOP/s
+        cfg = s.config
+        # DUFMConfig leaves ints or tuples in its listable fields
+        work = dufm_estimate(
+            cfg.num_classes,
+            cast("int | tuple[int, ...]", cfg.samples_per_class),
+            cfg.depth,
+            cast("int | tuple[int, ...]", cfg.width),
+            cfg.dtype,
+        ).work
+        self._piece_max = work / 2e9
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # narrow widths: shown in the status
             return Trainer(
@@ -116,15 +208,24 @@ class TrainingSession:
             )
 
     def _collect(self, gen: int, rows: list[Row]) -> None:
-        if gen != self.generation:
-            return  # a stale trainer (cannot happen with one task, but cheap to guard)
-        self._pending.extend(rows)
-        nc1 = [v for _, _, kind, m, v in rows if m == "nc1" and kind in ("pre", "post")]
-        if nc1:
-            finite = [v for v in nc1 if math.isfinite(v)]
-            self._nc1_max = max(finite) if len(finite) == len(nc1) else math.nan
+        with self._lock:  # rows arrive on the worker thread while playing
+            if gen != self.generation:
+                return  # a stale trainer's piece that was still in flight
+            self._pending.extend(rows)
+            nc1 = [v for _, _, kind, m, v in rows if m == "nc1" and kind in ("pre", "post")]
+            if nc1:
+                finite = [v for v in nc1 if math.isfinite(v)]
+                self._nc1_max = max(finite) if len(finite) == len(nc1) else math.nan
 
-    def _advance(self, n: int, align: bool = False, limit: int | None = None) -> None:
+    def _advance(
+        self,
+        n: int,
+        align: bool = False,
+        limit: int | None = None,
+        seconds: float | None = None,
+        trainer: Trainer | None = None,
+        gen: int | None = None,
+    ) -> None:
         """``n`` training steps, with the divergence warning turned into the status line.
 
         Long runs record more coarsely: once the run reaches RECORDS_PER_LEVEL records at the
@@ -134,8 +235,13 @@ class TrainingSession:
         The trainer checkpoints at the end of every ``step`` call, so with ``align`` the call
         ends on the record grid (a multiple of the current ``record_every``, at most ``limit``):
         then the records and the trajectory do not depend on how playback chunks the steps.
+
+        With ``seconds`` (the play task's pieces, on the worker thread) the call returns once
+        about that much compute is spent, possibly before the ``n`` steps: each step() call is
+        sized from the measured time per step, and when one record interval does not fit it
+        advances inside the interval without a checkpoint (see :meth:`_piece`).
         """
-        tr = self.trainer
+        tr = trainer or self.trainer
         target = tr.steps + n
 
         def aligned(t: int) -> int:
@@ -146,18 +252,88 @@ class TrainingSession:
             return t if limit is None else min(t, limit)
 
         target = aligned(target)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        quiet = (
+            contextlib.nullcontext()
+            if getattr(_WORKER, "quiet", False)
+            else warnings.catch_warnings()
+        )
+        t0 = time.perf_counter()
+        with quiet:
+            if not getattr(_WORKER, "quiet", False):
+                warnings.simplefilter("ignore", RuntimeWarning)
             while tr.steps < target and not tr.diverged:
                 switch = RECORDS_PER_LEVEL * tr.record_every
                 stop = min(target, switch) if tr.steps < switch else target
-                tr.step(stop - tr.steps)
+                count = stop - tr.steps
+                if seconds is not None:
+                    left = seconds - (time.perf_counter() - t0)
+                    if left <= 0:
+                        break
+                    count = self._fit(tr, count, left, stop)
+                self._piece(tr, count, stop)
                 if tr.steps == switch and tr.metrics_every:
                     tr.record_every *= 2
                     tr.metrics_every *= 2
                     target = aligned(target)
-        if tr.diverged:
+        if tr.diverged and (gen is None or gen == self.generation):
             self.playing = False
+
+    def _fit(self, tr: Trainer, count: int, left: float, stop: int) -> int:
+        """Steps of the next step() call that fit in ``left`` seconds: all ``count`` if they
+        fit, else up to a record-grid point, else (one interval is too long) what fits."""
+        per = self._per_step
+        if per is None:
+            return 1  # measure one step first
+        fit = max(1, int(left / per))
+        if fit >= count:
+            return count
+        every = tr.record_every
+        to_grid = every - tr.steps % every
+        if fit >= to_grid:
+            return to_grid + (fit - to_grid) // every * every
+        return fit
+
+    def _piece(self, tr: Trainer, count: int, stop: int) -> None:
+        """``count`` steps, timed. Through ``Trainer.step`` (a checkpoint at its end) when they
+        end on the record grid or at ``stop``; else they end inside a record interval and go
+        through the trainer's inner loop, without a checkpoint, exactly as the steps inside
+        an interval of one long step() call (so the numbers do not depend on the split)."""
+        t0 = time.perf_counter()
+        end = tr.steps + count
+        inner = getattr(tr, "_advance", None)
+        if end == stop or end % tr.record_every == 0 or inner is None:
+            tr.step(count)
+            unrecorded = False
+        else:
+            flush = torch.set_flush_denormal(True)  # as Trainer.step: subnormals are slow
+            try:
+                inner(count)
+            finally:
+                if flush:
+                    torch.set_flush_denormal(False)
+            tr.seconds += time.perf_counter() - t0
+            unrecorded = True
+        if tr is self.trainer:  # not a stale trainer's piece finishing after a reset
+            self._unrecorded = unrecorded
+            took = time.perf_counter() - t0
+            per = took / max(count, 1)
+            old = self._per_step
+            # quick to fall, slow to rise: one preempted piece does not shrink the next ones
+            self._per_step = per if old is None or per < old else 0.8 * old + 0.2 * per
+            self._piece_max = max(took, 0.95 * self._piece_max)
+
+    def _record_now(self) -> None:
+        """After a pause inside a record interval: record the loss at the current step (what
+        a step() call ending here would have done), so the status line is current."""
+        tr = self.trainer
+        if not self._unrecorded or tr.diverged:
+            return
+        self._unrecorded = False
+        checkpoint = getattr(tr, "_checkpoint", None)
+        if checkpoint is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                checkpoint()
 
     def _grid(self, n: int) -> int:
         """``n`` rounded to a positive multiple of the recording interval."""
@@ -191,7 +367,9 @@ class TrainingSession:
             self.reset()
         except Exception as exc:  # torch raises AssertionError for CUDA without a GPU
             self.settings = old
-            raise ValueError(f"could not build the model for these settings: {exc}") from None
+            raise ValueError(
+                f"could not build the model for these settings: {one_line(exc)}"
+            ) from None
         return "reset"
 
     def set_settings(self, settings: Settings) -> str:
@@ -203,12 +381,26 @@ class TrainingSession:
 
         If playing, playback continues on the new trainer; the old task is cancelled first.
         """
-        saved = (self.generation, self._pending, self._nc1_max, self._chunk)
+        saved = (
+            self.generation,
+            self._pending,
+            self._nc1_max,
+            self._chunk,
+            self._per_step,
+            self._unrecorded,
+        )
         self.generation += 1
         try:
             trainer = self._build()
         except Exception:  # e.g. device="cuda" without a GPU: keep the current run
-            self.generation, self._pending, self._nc1_max, self._chunk = saved
+            (
+                self.generation,
+                self._pending,
+                self._nc1_max,
+                self._chunk,
+                self._per_step,
+                self._unrecorded,
+            ) = saved
             raise
         self.note = None
         self.trainer = trainer
@@ -257,7 +449,8 @@ class TrainingSession:
         return self._task
 
     def pause(self) -> None:
-        """Stop playing; takes effect at the next yield (within one chunk, ~30 ms). The play
+        """Stop playing. Answers at once (the event loop is never blocked by training); the
+        piece of training in flight (at most ~50 ms of compute) ends first, and the play
         task's last act is a final update to the listeners."""
         was = self.playing
         self.playing = False
@@ -271,6 +464,37 @@ class TrainingSession:
         if self._task is not None:
             await asyncio.wait([self._task])
 
+    async def _compute(self, tr: Trainer, gen: int, n: int, align: bool) -> None:
+        """About :data:`YIELD_SECONDS` of training, then back to the event loop.
+
+        A small model (every piece, checkpoint and metrics record included, well under
+        :data:`YIELD_SECONDS`) trains right here between two awaits; a bigger one on the
+        worker thread, awaited, so that the event loop keeps handling messages even while one
+        long piece (a metrics record of the largest model) computes."""
+        if self._piece_max <= YIELD_SECONDS / 2:
+            self._advance(n, align, None, YIELD_SECONDS, tr, gen)
+            await asyncio.sleep(0)
+            return
+        threads = torch.get_num_threads()
+        cf = _pool().submit(
+            _in_worker, threads, self._advance, n, align, None, YIELD_SECONDS, tr, gen
+        )
+        self._inflight = cf
+        try:
+            await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            if not cf.done():  # running: the task ends after its piece, never beside it
+                with contextlib.suppress(Exception):
+                    await asyncio.wait([asyncio.wrap_future(cf)])
+            raise
+
+    def _join(self) -> None:
+        """Block until the play task's piece in flight (if any) has finished."""
+        cf = self._inflight
+        if cf is not None and not cf.done():
+            with contextlib.suppress(Exception):
+                cf.result()
+
     async def _loop(self, gen: int, previous: asyncio.Task | None) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # never two trainers stepping
@@ -280,13 +504,19 @@ class TrainingSession:
                 speed = self.settings.speed
                 t0 = time.perf_counter()
                 if speed:
-                    self._advance(speed)
+                    # one tick of `speed` steps, in pieces of at most YIELD_SECONDS each
+                    target = tr.steps + speed
+                    while tr.steps < target and not tr.diverged:
+                        await self._compute(tr, gen, target - tr.steps, False)
+                        if time.perf_counter() - self._last_emit >= HEARTBEAT_SECONDS:
+                            self._emit()
                     self._emit()
                     await asyncio.sleep(max(0.0, TICK_SECONDS - (time.perf_counter() - t0)))
                 else:
                     # Chunks on the record grid: the same trajectory at every speed that is a
                     # multiple of record_every (the trainer checkpoints at the end of a call).
-                    self._advance(self._grid(self._chunk), align=True)
+                    every = tr.record_every
+                    await self._compute(tr, gen, max(1, round(self._chunk / every)) * every, True)
                     took = time.perf_counter() - t0
                     scale = min(2.0, max(0.5, CHUNK_SECONDS / max(took, 1e-6)))
                     self._chunk = max(1, min(5000, int(self._chunk * scale)))
@@ -297,12 +527,13 @@ class TrainingSession:
             raise
         except Exception as exc:  # a bug or a device error: report it, keep the controls alive
             self.playing = False
-            self.error = f"training stopped by an error: {type(exc).__name__}: {exc}"
+            self.error = f"training stopped by an error: {type(exc).__name__}: {one_line(exc)}"
         finally:
             if gen == self.generation:
                 if tr.diverged:
                     self.playing = False
                 if not self.playing:
+                    self._record_now()
                     self._emit(final=True)
 
     def step(self, n: int | None = None) -> None:
@@ -313,6 +544,7 @@ class TrainingSession:
             raise ValueError(f"n={n!r} is not valid: expected an int >= 1")
         if self.playing:
             self.pause()
+        self._join()
         self._advance(n)
         self._emit(final=True)
 
@@ -324,6 +556,7 @@ class TrainingSession:
             raise ValueError(f"steps={steps!r} is not valid: expected an int >= 0")
         if self.playing:
             self.pause()
+        self._join()
         target = self.trainer.steps + steps
         while self.trainer.steps < target and not self.trainer.diverged:
             if until_collapsed and self.collapsed:
@@ -340,7 +573,8 @@ class TrainingSession:
         self._emit(final=True)
 
     def _emit(self, final: bool = False) -> None:
-        rows, self._pending = self._pending, []
+        with self._lock:
+            rows, self._pending = self._pending, []
         self._last_emit = time.perf_counter()
         self.updates += 1
         for f in list(self.on_update):
@@ -434,6 +668,7 @@ class TrainingSession:
         suffix = path.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValueError(f"path={str(path)!r} is not valid: expected a .csv or .parquet file")
+        self._join()  # not while a piece of training is appending rows
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".csv":
             self.history.to_csv(path, index=False)
@@ -457,4 +692,4 @@ class TrainingSession:
                 self._task.cancel()
 
 
-__all__ = ["COLLAPSE_TOL", "TrainingSession"]
+__all__ = ["COLLAPSE_TOL", "YIELD_SECONDS", "TrainingSession"]
