@@ -77,7 +77,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
         import tomllib  # Python >= 3.11
     except ModuleNotFoundError:  # pragma: no cover - Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib  # type: ignore[no-redef, unused-ignore]
         except ModuleNotFoundError:
             raise common.UsageError(
                 "argument --grid: reading TOML on Python < 3.11 needs tomli (pip install tomli)"
