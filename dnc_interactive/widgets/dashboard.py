@@ -36,6 +36,7 @@ import pandas as pd
 from dnc_interactive import charts, metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.training import Trainer
+from dnc_interactive.validation import one_line
 from dnc_interactive.widgets import controls as ctl
 from dnc_interactive.widgets.live_chart import LiveChart, stream_spec
 from dnc_interactive.widgets.presets import PRESETS, find_preset, get_preset
@@ -133,9 +134,14 @@ class Dashboard:
                 settings = get_preset(params["preset"][-1]).settings()
             if params.get("state"):
                 settings = decode_state(params["state"][-1])
-        except ValueError as exc:
-            error, settings = str(exc), None
-        dash = cls(settings=settings, **kwargs)
+        except Exception as exc:  # any link: a one-line error, never a traceback
+            error, settings = one_line(exc), None
+        try:
+            dash = cls(settings=settings, **kwargs)
+        except ValueError as exc:  # settings this machine cannot build (e.g. a CUDA link)
+            if settings is None:
+                raise
+            error, dash = one_line(exc), cls(**kwargs)
         request_url = os.environ.get("VOILA_REQUEST_URL")
         if request_url:
             parts = urllib.parse.urlsplit(request_url)
@@ -478,8 +484,8 @@ class Dashboard:
             changes = self._changes_for(name, change["new"])
             if changes:
                 self.session.update(**changes)
-        except ValueError as exc:
-            self.session.error = str(exc)
+        except Exception as exc:  # anything typed: a one-line error, the run goes on
+            self.session.error = one_line(exc)
             self._refresh_status()
             return
         self._sync_controls()
@@ -487,7 +493,11 @@ class Dashboard:
     def _on_preset(self, change: dict[str, Any]) -> None:
         if self._syncing or change["new"] == ctl.CUSTOM:
             return
-        self.apply_preset(change["new"])
+        try:
+            self.apply_preset(change["new"])
+        except Exception as exc:
+            self.session.error = one_line(exc)
+            self._refresh_status()
 
     def _on_play(self, _button: Any) -> None:
         if self.session.playing:
@@ -495,15 +505,15 @@ class Dashboard:
         else:
             try:
                 self.play()
-            except RuntimeError as exc:
-                self.session.error = str(exc)
+            except Exception as exc:
+                self.session.error = one_line(exc)
                 self._refresh_transport()
 
     def _on_apply_state(self, _button: Any) -> None:
         try:
             self.apply_state(self.controls["state"].value)
-        except ValueError as exc:
-            self.session.error = str(exc)
+        except Exception as exc:  # any pasted text: a one-line error, the run goes on
+            self.session.error = one_line(exc)
             self._refresh_status()
 
     def _on_export(self, kind: str) -> None:
