@@ -118,10 +118,17 @@ def run_one(args: tuple) -> dict:
 
 def run_grid(recipe: str, cells: list, workers: int, max_steps: int) -> list[dict]:
     jobs = [(*cell, recipe, max_steps) for cell in cells]
-    if workers <= 1:
-        return [run_one(j) for j in jobs]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(run_one, jobs, chunksize=2))
+    rows: list[dict] = []
+    with ProcessPoolExecutor(max(workers, 1)) as pool:
+        for row in pool.map(run_one, jobs):
+            rows.append(row)
+            if len(rows) % 20 == 0:
+                done = sum(r["reached"] or r["in_band"] for r in rows)
+                print(
+                    f"  {recipe}: {len(rows)}/{len(jobs)} done ({done} reached or in band)",
+                    flush=True,
+                )
+    return rows
 
 
 def report(rows: list[dict], name: str) -> dict:
@@ -193,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default="robust")
     p.add_argument("--baseline", default=None, help="also run this recipe (e.g. fast)")
-    p.add_argument("--repeats", type=int, default=5, help="variants per (L, c/c*) cell")
+    p.add_argument("--repeats", type=int, default=4, help="variants per (L, c/c*) cell")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--max-steps", type=int, default=8000)
     p.add_argument("--out", default="artifacts/fidelity.csv")

@@ -197,9 +197,11 @@ def diagnose(
     if dead:
         k, l = dead[0]
         details["dead"] = dead
+        others = sorted({j for j, _ in dead} - {k})
+        also = f" (also class {', '.join(map(str, others))})" if others else ""
         return Diagnosis(
             "dead_class",
-            f"Dead class: every pre-activation of class {k} in layer {l} is <= 0, so its"
+            f"Dead class: every pre-activation of class {k} in layer {l} is <= 0{also}, so its"
             f" gradient is zero and q_{k} = {q[k]:.3g} is stuck although theory says"
             f" q*_{k} = {q_star[k]:.3g} (an optimisation failure, not the theorem).",
             "Lower the learning rate, or try a new seed.",

@@ -83,7 +83,7 @@ from torch import Tensor
 from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
 from dnc_interactive.model import DTYPES, DUFM
-from dnc_interactive.training import CAREFUL_STARTS, Recipe, Trainer, relative_gap
+from dnc_interactive.training import FALLBACK_STARTS, Recipe, Trainer, relative_gap
 
 __all__ = [
     "RECIPE_FIELDS",
@@ -541,7 +541,7 @@ def run_batch(
         bt = BatchedTrainer(configs, recipes, record_every=record_every).run(steps)
         summaries = [bt.summary(b) for b in range(len(items))]
         models = [bt.model(b) for b in range(len(items))]
-        starts = _careful_restarts(configs, recipes, summaries, models, steps, record_every)
+        starts = _fallback_restarts(configs, recipes, summaries, models, steps, record_every)
         per = (time.perf_counter() - t0) / len(items)
         out = []
         for b, it in enumerate(items):
@@ -587,7 +587,7 @@ def run_batch(
             torch.set_num_threads(old)
 
 
-def _careful_restarts(
+def _fallback_restarts(
     configs: list[DUFMConfig],
     recipes: list[Recipe],
     summaries: list[dict[str, Any]],
@@ -598,13 +598,13 @@ def _careful_restarts(
     """The robust recipe's restarts for a batch (theory §8); updates summaries and models.
 
     A configuration whose gradient-descent run ended more than its recipe's ``stall_gap``
-    above L* is trained again from each careful start (:data:`~.training.CAREFUL_STARTS`, as
+    above L* is trained again from each fallback start (:data:`~.training.FALLBACK_STARTS`, as
     many as its ``restarts``), all such configurations of the chunk in one batch per start, each
     with the full ``steps`` budget; the lowest loss is kept. Returns the start index kept per
     configuration (0: the first start).
     """
     kept = [0] * len(configs)
-    for i, start in enumerate(CAREFUL_STARTS, start=1):
+    for i, start in enumerate(FALLBACK_STARTS, start=1):
         todo = [
             b
             for b, (r, s) in enumerate(zip(recipes, summaries, strict=True))
@@ -624,7 +624,7 @@ def _careful_restarts(
                 )
                 for b in todo
             ]
-        careful = [
+        fallback = [
             dataclasses.replace(
                 recipes[b],
                 lr=start.lr,
@@ -635,7 +635,7 @@ def _careful_restarts(
             )
             for b in todo
         ]
-        bt = BatchedTrainer(again, careful, record_every=record_every).run(steps)
+        bt = BatchedTrainer(again, fallback, record_every=record_every).run(steps)
         for j, b in enumerate(todo):
             s = bt.summary(j)
             if s["status"] != "diverged" and s["loss"] < summaries[b]["loss"]:
@@ -1053,6 +1053,7 @@ class _CsvStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._header: list[str] | None = None
 
     # a scan: (frame-ready bytes end, rows, problem) with problem None or
     # (line number, byte offset, reason, is_tail)
@@ -1083,19 +1084,18 @@ class _CsvStore:
                 fields = None
                 reason = f"unreadable ({type(exc).__name__})"
             if header is None:
-                if fields is not None and fields == _columns():
-                    header = fields
+                if not complete:
+                    reason = reason or "cut off inside the header line"
+                elif fields is not None and "key" in fields and "config_json" in fields:
+                    header = fields  # the current layout, or an older one (see prepare())
                     key_at = fields.index("key")
-                elif fields is not None and "key" in fields and complete:
+                else:
                     raise ResultsFileError(
                         self.path,
-                        f"{self.path} was written with other columns (another version of"
-                        " dnc-interactive or another program): appending would mix two"
-                        " layouts. Fix: give the sweep a new out= / --out (or move this file"
-                        " aside); load_results() can still read it if it is intact.",
+                        f"{self.path} is not a sweep results file (its first line is not the"
+                        " header sweep() writes, with 'key' and 'config_json' columns)."
+                        " Fix: give the sweep another out= / --out, or move this file aside.",
                     )
-                else:
-                    reason = reason or "not the header of a sweep results file"
             elif fields is not None and len(fields) != len(header):
                 reason = f"{len(fields)} fields instead of {len(header)}"
             elif fields is not None and not _is_key(fields[key_at]):
@@ -1113,6 +1113,7 @@ class _CsvStore:
 
     def read(self, repair: bool, writer_active: bool) -> pd.DataFrame:
         header, good_end, rows, problem = self._scan()
+        self._header = header
         if problem is not None:
             lineno, offset, reason, tail = problem
             size = self.path.stat().st_size
@@ -1151,6 +1152,7 @@ class _CsvStore:
                 stacklevel=4,
             )
             good_end = offset
+            self._header = header if header is not None and offset > 0 else None
         return self._frame(good_end)
 
     def _frame(self, end: int) -> pd.DataFrame:
@@ -1158,13 +1160,37 @@ class _CsvStore:
             return pd.DataFrame(columns=_columns())
         with open(self.path, "rb") as fh:
             data = fh.read(end)
-        text = dict.fromkeys(_STR_COLUMNS, str)  # keys like "1234e5..." stay text
+        text = dict.fromkeys(_STR_COLUMNS & set(self._header or _columns()), str)  # "12e4.." keys
         # pandas 3: round-trip precision is the default
         exact: dict[str, Any] = {} if _PANDAS_MAJOR >= 3 else {"float_precision": "round_trip"}
         return pd.read_csv(io.BytesIO(data), dtype=text, **exact)
 
     def prepare(self) -> None:
-        """Writer start (lock held): a header-less empty file gets the header with the rows."""
+        """Writer start (lock held, after :meth:`read`): a file written with another column
+        layout (an older version's) is rewritten once in the current one, so that appended
+        rows line up; its rows are kept, new columns are empty."""
+        old = self._header
+        if old is None or old == _columns():
+            return
+        frame = self._frame(self.path.stat().st_size)
+        added = [c for c in _columns() if c not in old]
+        dropped = [c for c in old if c not in _columns()]
+        tmp = self.path.with_name(f".{self.path.name}.upgrade-{os.getpid()}")
+        try:
+            frame.reindex(columns=_columns()).to_csv(tmp, index=False, lineterminator="\n")
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._header = _columns()
+        warnings.warn(
+            f"{self.path}: rewrote it once in the current column layout (added {added or 'none'},"
+            f" dropped {dropped or 'none'}); its {len(frame)} rows are kept.",
+            ResultsRepaired,
+            stacklevel=4,
+        )
 
     def append(self, frame: pd.DataFrame) -> None:
         frame = frame.reindex(columns=_columns())

@@ -15,13 +15,16 @@ change to the objective), with restarts:
    plain-GD run is spent letting weight decay shrink the excess initial norm at a rate
    ~ lr * lambda per step; momentum multiplies that rate by 1 / (1 - momentum).
 2. if that start *stalls* (its excess loss over L* falls by less than 10 % per ``stall_steps``
-   steps while still more than ``stall_gap`` above L*), up to ``restarts`` *careful starts*
-   (:data:`CAREFUL_STARTS`): a larger H1 (std 0.5, then 1.0) with a small learning rate (0.05,
-   then 0.02) and momentum 0.9 (raised to 0.99 once the gap is below 1 %), i.e. close to
-   gradient flow. From a small start weight
-   decay can win the race against the slowly growing class-discriminating direction and gradient
-   descent ends at a rank-one saddle region (both classes get the same output) or the zero
-   solution; a larger start keeps that direction above the barrier of phi_L (theory §2.2, §8).
+   steps while still more than ``stall_gap`` above L*), up to ``restarts`` fallback starts
+   (:data:`FALLBACK_STARTS`): a *careful start*, a larger H1 (std 0.5) with a small learning
+   rate (0.05) and momentum 0.9 (raised to 0.99 once the gap is below 1 %), i.e. close to
+   gradient flow; a *tiny start* (H1 std 0.03, the fast schedule); a second careful start
+   (std 1.0, lr 0.02, another seed). From a small start weight decay can win the race against
+   the slowly growing class-discriminating direction, and gradient descent ends at a rank-one
+   region (both classes get the same output) or the zero solution; a larger start keeps that
+   direction above the barrier of phi_L (theory §2.2, §8). Just past the threshold it is the
+   other way round: larger starts stop in a metastable non-zero minimum, and the tiny start
+   decays straight to the optimum, zero.
 3. at the end of :meth:`Trainer.run` the lowest-loss state over all starts is kept.
 
 ``Recipe.named("fast")`` is the first start alone; ``Recipe.named("paper")`` is the paper's
@@ -76,9 +79,13 @@ class Start:
     seed_offset: int = 0
 
 
-#: The careful starts tried, in order, after a stalled fast start (theory §8).
-CAREFUL_STARTS: tuple[Start, ...] = (
+#: The starts tried, in order, after a stalled first start (theory §8): a careful start (larger
+#: H1, small learning rate) for the collapsed optimum below the threshold, a tiny start (H1 std
+#: 0.03, the fast schedule) for the trivial optimum above it, where larger starts can stop in a
+#: metastable non-zero minimum, and a second careful start from another seed.
+FALLBACK_STARTS: tuple[Start, ...] = (
     Start(init_scale=0.5, lr=0.05, momentum=0.9, momentum_boost=0.99, boost_gap=0.01),
+    Start(init_scale=0.03, lr=1.0, momentum=0.8, momentum_boost=0.99, boost_gap=0.1),
     Start(
         init_scale=1.0, lr=0.02, momentum=0.9, momentum_boost=0.99, boost_gap=0.01, seed_offset=1
     ),
@@ -101,7 +108,7 @@ class Recipe:
             initial loss and 1/2, the loss of the zero solution), restore the last good state
             and halve lr (up to ``max_retries`` times) instead of stopping.
         max_retries: number of lr halvings the guard may use.
-        restarts: how many careful starts (:data:`CAREFUL_STARTS`, at most 2) to try when a
+        restarts: how many fallback starts (:data:`FALLBACK_STARTS`, at most 3) to try when a
             start stalls (0 = the first start only). The lowest-loss start is kept.
         stall_gap: a start counts as stalled only while its relative gap to L* is above this.
         stall_steps: a start is given at least this many steps before it can be declared
@@ -117,7 +124,7 @@ class Recipe:
     guard: bool = True
     max_retries: int = 8
     blowup: float = 100.0
-    restarts: int = 2
+    restarts: int = 3
     stall_gap: float = 1e-3
     stall_steps: int = 300
 
@@ -136,7 +143,7 @@ class Recipe:
         """All starts this recipe may use, in order."""
         if self.optimizer != "gd":
             return (self.first_start(),)
-        return (self.first_start(), *CAREFUL_STARTS[: self.restarts])
+        return (self.first_start(), *FALLBACK_STARTS[: self.restarts])
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -160,11 +167,11 @@ class Recipe:
         if not (
             isinstance(self.restarts, int)
             and not isinstance(self.restarts, bool)
-            and 0 <= self.restarts <= len(CAREFUL_STARTS)
+            and 0 <= self.restarts <= len(FALLBACK_STARTS)
         ):
             raise ValueError(
                 f"restarts={self.restarts!r} is not valid: expected an int in"
-                f" [0, {len(CAREFUL_STARTS)}]"
+                f" [0, {len(FALLBACK_STARTS)}]"
             )
         if not (isinstance(self.stall_gap, (int, float)) and self.stall_gap > 0):
             raise ValueError(f"stall_gap={self.stall_gap!r} is not valid: expected a float > 0")
@@ -615,7 +622,7 @@ class Trainer(RecordedHistory):
 
     @torch.no_grad()
     def _restart(self) -> None:
-        """Keep the best state so far and continue from the next (careful) start."""
+        """Keep the best state so far and continue from the next fallback start."""
         if self._best is None or self.loss < self._best[0]:
             self._best = (self.loss, [p.clone() for p in self._params], self.attempt)
         self.attempt += 1

@@ -96,6 +96,12 @@ class Dashboard:
         self.session = TrainingSession(start)
         self.chart = LiveChart(max_points=max_points)
         self.controls = ctl.build_controls()
+        self.controls["new_seed"] = w.Button(
+            description="New seed",
+            icon="random",
+            tooltip="the same settings from a fresh initialisation (seed + 1)",
+            layout=w.Layout(width="110px"),
+        )
         self._syncing = False
         self._hidden = set(hide)
         self._snapshot_cost = 0.0
@@ -231,6 +237,20 @@ class Dashboard:
         """A fresh model from the same settings (and seed)."""
         self.session.reset()
         self._refresh_transport()
+
+    def new_seed(self) -> None:
+        """Restart from a fresh initialisation: the same settings with the next seed."""
+        try:
+            self.session.new_seed()
+        except ValueError as exc:
+            self.session.error = str(exc)
+        self._sync_controls()
+        self._refresh_status()
+
+    @property
+    def diagnosis(self):
+        """The run's diagnosis now (:mod:`dnc_interactive.diagnosis`); also in the status line."""
+        return self.session.diagnosis
 
     def run(self, steps: int, *, until_collapsed: bool = False) -> Dashboard:
         """Blocking: train ``steps`` steps, updating the charts (with ``until_collapsed``, stop
@@ -560,6 +580,7 @@ class Dashboard:
         c["play"].on_click(self._on_play)
         c["step"].on_click(lambda _b: self.step())
         c["reset"].on_click(lambda _b: self.reset())
+        c["new_seed"].on_click(lambda _b: self.new_seed())
         c["apply_state"].on_click(self._on_apply_state)
         for kind in ("csv", "parquet", "png", "svg"):
             c[f"export_{kind}"].on_click(lambda _b, kind=kind: self._on_export(kind))
@@ -594,7 +615,7 @@ class Dashboard:
         accordion.selected_index = (
             titles.index("regularization") if ("regularization" in titles) else None
         )
-        transport = w.HBox(keep(["play", "step", "reset", "counter"]))
+        transport = w.HBox(keep(["play", "step", "reset", "new_seed", "counter"]))
         top = [] if "preset" in hidden else [c["preset"], c["preset_note"]]
         snapshot = (
             []
