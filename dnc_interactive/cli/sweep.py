@@ -18,14 +18,23 @@ The grid is a TOML file::
     momentum = 0.0            # any Recipe field: lr, momentum, momentum_boost, ...
 
 Per-layer values are lists inside the list: ``width = [[30, 20, 10]]``. Results go to
-``--out`` (.parquet or .csv), one row per configuration, written after every chunk; running the
-same command again skips the configurations already there, so an interrupted sweep resumes.
+``--out`` (.csv, or .parquet: a directory of part files), one row per configuration, appended
+after every chunk; running the same command again skips the configurations already there, so
+an interrupted sweep resumes.
+
+Faults: Ctrl-C (or SIGTERM) cancels the queued chunks, keeps every finished one and exits with
+status 130; --workers processes end with the command, even when it is killed. A results file
+whose last line (or part) was cut off by a crash is repaired with a message; other damage, or a
+second sweep writing the same --out (refused by its lock file), exits with status 2 and the fix.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import contextlib
+import signal
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +132,9 @@ def _settings(args: argparse.Namespace, data: dict[str, Any]) -> tuple[dict, dic
     return grid, run
 
 
-def _executor(args: argparse.Namespace):
-    """(executor, closer) for --workers / --dask; (None, None) to run here."""
+def _executor(args: argparse.Namespace) -> tuple[Any, Callable[[bool], None] | None]:
+    """(executor, close) for --workers / --dask; (None, None) to run here. ``close(now)``
+    ends the workers; ``now=True`` (after Ctrl-C) does not wait for running chunks."""
     if args.workers is not None and args.workers < 1:
         raise common.UsageError(
             f"argument --workers: {args.workers} is not valid: expected an int >= 1"
@@ -144,7 +154,7 @@ def _executor(args: argparse.Namespace):
             )
             client = Client(cluster)
 
-            def close() -> None:
+            def close(now: bool) -> None:
                 client.close()
                 cluster.close()
 
@@ -153,13 +163,50 @@ def _executor(args: argparse.Namespace):
             client = Client(args.dask, timeout=30)
         except OSError as exc:
             raise common.UsageError(f"argument --dask: cannot reach {args.dask!r}: {exc}") from None
-        return client.get_executor(), client.close
+        return client.get_executor(), lambda now: client.close()
     if args.workers and args.workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from dnc_interactive.sweeps import worker_pool
 
-        pool = ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"))
-        return pool, pool.shutdown
+        pool = worker_pool(args.workers)  # spawn; workers ignore SIGINT, die with this process
+
+        def close_pool(now: bool) -> None:
+            if now:
+                pool.terminate()
+            else:
+                pool.shutdown()
+
+        return pool, close_pool
     return None, None
+
+
+@contextlib.contextmanager
+def _faults_reported() -> Iterator[None]:
+    """SIGTERM stops the sweep like Ctrl-C; a repaired results file is reported on one line."""
+    from dnc_interactive.sweeps import ResultsRepaired
+
+    def on_term(signum, frame):  # pragma: no cover - exercised by a subprocess test
+        raise KeyboardInterrupt
+
+    try:
+        old_term = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        old_term = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ResultsRepaired)
+            previous = warnings.showwarning
+
+            def route(message, category, *rest, **kw):
+                if issubclass(category, ResultsRepaired):
+                    common.warn(f"dnc-interactive sweep: {message}")
+                else:
+                    previous(message, category, *rest, **kw)
+
+            warnings.showwarning = route
+            yield
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def _summary(df) -> Any:
@@ -184,7 +231,13 @@ def _summary(df) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dnc_interactive.sweeps import SweepError, expand_grid, sweep
+    from dnc_interactive.sweeps import (
+        ResultsFileError,
+        SweepError,
+        SweepInterrupted,
+        expand_grid,
+        sweep,
+    )
 
     data = _load_toml(args.grid)
     grid, settings = _settings(args, data)
@@ -199,26 +252,34 @@ def run(args: argparse.Namespace) -> int:
     executor, close = _executor(args)
     if not args.quiet and not args.json:
         common.warn(f"sweep: {len(pairs)} configurations, {settings['steps']} steps each")
+    stopped = True
     try:
-        df = sweep(
-            grid,
-            settings["steps"],
-            batched=not args.sequential,
-            executor=executor,
-            out=args.out,
-            record_every=settings.get("record_every", 10),
-            batch_size=settings.get("batch_size"),
-            polish=settings.get("polish", 0),
-            progress=not args.quiet and not args.json,
-        )
+        with _faults_reported():
+            df = sweep(
+                grid,
+                settings["steps"],
+                batched=not args.sequential,
+                executor=executor,
+                out=args.out,
+                record_every=settings.get("record_every", 10),
+                batch_size=settings.get("batch_size"),
+                polish=settings.get("polish", 0),
+                progress=not args.quiet and not args.json,
+            )
+        stopped = False
+    except SweepInterrupted as exc:
+        common.warn(f"dnc-interactive sweep: {exc}")
+        return 130
     except SweepError as exc:
         common.warn(f"dnc-interactive sweep: {exc}")
         return 1
+    except ResultsFileError as exc:
+        raise common.UsageError(f"argument --out: {exc}") from None
     except ValueError as exc:
         raise common.UsageError(str(exc)) from None
     finally:
         if close is not None:
-            close()
+            close(stopped)
     if args.json:
         cols = [c for c in df.columns if c != "config_json"]
         common.print_json({"rows": df[cols].to_dict(orient="records")})
