@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from dnc_interactive.validation import (
+    FLOAT_MAX,
     SEED,
     BudgetError,
     Device,
@@ -42,9 +43,13 @@ ACTIVATIONS = ("relu", "linear")
 LOSSES = ("mse", "ce")
 DTYPES = ("float32", "float64")
 
-#: Upper bound of every lambda: far past the critical lambda (~0.05-0.5) of any model here, so
-#: only the zero solution lies beyond it, and far from overflowing float32 in (lambda/2)||W||^2.
-LAMBDA_CAP = 1e4
+#: Upper bound of every lambda. Past the critical lambda only the zero solution is optimal, but
+#: the critical lambda_H alone (the other lambdas small, L deep) can be huge, so the bound is a
+#: sanity one; the initial objective must also be finite in the dtype (see DUFMConfig).
+LAMBDA_CAP = 1e30
+#: The initial objective (its regularization terms) must stay below this share of the dtype's
+#: largest float, so that the first steps cannot overflow it.
+OVERFLOW_MARGIN = 1e-6
 
 #: The constraints of every DUFMConfig field, checked in this order (one table: see
 #: :mod:`dnc_interactive.validation`). RealNetConfig reuses the head's rules from here.
@@ -121,6 +126,7 @@ class DUFMConfig:
             cast(_IntOrTuple, self.width),
             self.dtype,
         )
+        self._check_dtype_range()
 
         narrow = [d for d in (self.widths[1:] if self.activation == "relu" else ()) if d < self.K]
         if narrow:
@@ -129,6 +135,30 @@ class DUFMConfig:
                 " d_l >= K for l >= 2, so the theory's optimal loss may not be reachable",
                 UserWarning,
                 stacklevel=3,
+            )
+
+    def _check_dtype_range(self) -> None:
+        """Refuse lambdas / init_scale whose initial objective would overflow the dtype:
+        E||H1||^2 = init_scale^2 d_1 N and E||W_l||^2 ~ 2 d_{l+1} (He initialisation)."""
+        limit = FLOAT_MAX[self.dtype] * OVERFLOW_MARGIN
+        widths = self.widths
+        terms = {"lambda_H": 0.5 * self.lambda_H * self.init_scale**2 * widths[0] * self.N}
+        outs = (*widths[1:], self.K)
+        terms["lambda_W"] = sum(lw * d for lw, d in zip(self.lambda_Ws, outs, strict=True))
+        name, value = max(terms.items(), key=lambda kv: kv[1])
+        if value > limit:
+            if name == "lambda_H" and self.init_scale > 1:
+                name = "init_scale"
+            raise ParameterError(
+                name,
+                getattr(self, name),
+                f"a value whose initial objective fits {self.dtype}",
+                message=(
+                    f"{name}={getattr(self, name)!r} is not valid: the initial objective would"
+                    f" be about {value:.3g}, too close to the largest {self.dtype}"
+                    f" ({FLOAT_MAX[self.dtype]:.3g}): lower {name}, or use float64"
+                ),
+                owner="DUFMConfig",
             )
 
     # ------------------------------------------------------------------ derived quantities
@@ -225,6 +255,7 @@ __all__ = [
     "FIELD_NAMES",
     "LAMBDA_CAP",
     "LOSSES",
+    "OVERFLOW_MARGIN",
     "RULES",
     "BudgetError",
     "DUFMConfig",

@@ -3,8 +3,9 @@
 The helpers (:func:`class_sizes`, :func:`imbalance_of`, :func:`parse_ints`, :func:`parse_floats`,
 :func:`lambda_criticals`, :func:`lambda_gauge`) know nothing of ipywidgets and are unit-tested
 directly; :func:`build_controls` makes the ipywidgets, with ranges chosen so that a slider
-can never produce an invalid config (text boxes can, and their values are validated by
-:class:`~dnc_interactive.config.DUFMConfig`, whose message the status line shows).
+can never produce an invalid config, nor one over the resource budget (text boxes can, and
+their values are validated by :class:`~dnc_interactive.config.DUFMConfig`, whose one-line
+message the status line shows; the run goes on).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ipywidgets as w
 from dnc_interactive import theory
 from dnc_interactive.config import ACTIVATIONS, DTYPES, LOSSES, DUFMConfig
 from dnc_interactive.training import OPTIMIZERS
+from dnc_interactive.validation import ParameterError
 from dnc_interactive.widgets.presets import PRESETS
 from dnc_interactive.widgets.state import SPEEDS
 
@@ -57,20 +59,27 @@ def imbalance_of(config: DUFMConfig) -> tuple[int, float, int]:
     return n, (n / m if minority else 1.0), minority
 
 
+#: Longest text a box accepts (a count per class for thousands of classes fits).
+MAX_TEXT = 10_000
+
+
 def _parse(name: str, text: str, kind: type, allowed: str) -> Any:
-    parts = [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        shown = text if not isinstance(text, str) else text[:37] + "..."
+        raise ParameterError(name, shown, f"{allowed} (at most {MAX_TEXT} characters)")
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not parts:
-        raise ValueError(f"{name}={text!r} is not valid: expected {allowed}")
+        raise ParameterError(name, text, allowed)
     try:
         values = [kind(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not valid: expected {allowed}") from None
+    except (ValueError, OverflowError):
+        raise ParameterError(name, text, allowed) from None
     return values[0] if len(values) == 1 else values
 
 
 def parse_ints(name: str, text: str) -> int | list[int]:
-    """'50' -> 50, '90, 10' -> [90, 10]; ``ValueError`` naming ``name`` otherwise (ranges are
-    checked by the config)."""
+    """'50' -> 50, '90, 10' -> [90, 10]; ``ParameterError`` (a ``ValueError``) naming ``name``
+    otherwise (ranges are checked by the config)."""
     return _parse(name, text, int, "an int or a comma-separated list of ints")
 
 
@@ -317,6 +326,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 
 __all__ = [
     "CUSTOM",
+    "MAX_TEXT",
     "RANGES",
     "SECTIONS",
     "SETTING_CONTROLS",

@@ -4,8 +4,11 @@ import math
 
 import pytest
 
-from dnc_interactive.config import DUFMConfig
+from dnc_interactive import validation
+from dnc_interactive.config import DTYPES, DUFMConfig
+from dnc_interactive.validation import ParameterError
 from dnc_interactive.widgets import controls as ctl
+from dnc_interactive.widgets.state import Settings
 
 
 def _c_max(cfg: DUFMConfig) -> float:
@@ -53,6 +56,11 @@ def test_parse_lists_and_their_errors():
         ctl.parse_ints("samples_per_class", "9x")
     with pytest.raises(ValueError, match=r"width='' is not valid"):
         ctl.parse_ints("width", "")
+    for text in ("1" * 5000, "1e999999", "9" * (ctl.MAX_TEXT + 1), None, ["1"]):
+        with pytest.raises(ParameterError) as err:
+            ctl.parse_ints("width", text)
+        assert err.value.field == "width" and "is not valid" in str(err.value)
+    assert ctl.parse_floats("lambda_W", "1e999") == math.inf  # the config refuses it
     assert ctl.format_list((90, 10)) == "90, 10"
     assert ctl.format_list(0.001) == "0.001"
 
@@ -107,3 +115,22 @@ def test_every_slider_value_gives_a_valid_config():
         s = c[name]
         DUFMConfig(lambda_H=10**s.min, lambda_W=10**s.max)
     assert set(ctl.SETTING_CONTROLS) <= set(c)
+
+
+def test_the_largest_slider_model_is_well_within_the_default_budget(monkeypatch):
+    for env in (validation.MEMORY_ENV, validation.WORK_ENV):
+        monkeypatch.delenv(env, raising=False)
+    c = ctl.build_controls()
+    budget = validation.get_budget()
+    for dtype in DTYPES:
+        cfg = DUFMConfig(
+            num_classes=c["num_classes"].max,
+            samples_per_class=c["n"].max,
+            depth=c["depth"].max,
+            width=c["width"].max,
+            dtype=dtype,
+        )
+        est = validation.dufm_estimate(cfg.K, cfg.samples_per_class, cfg.L, cfg.width, dtype)
+        assert est.memory < budget.memory / 2 and est.work < budget.work / 4
+    lo, hi = ctl.RANGES["lr"]
+    assert Settings.build(lr=hi).lr == hi and Settings.build(lr=lo).lr == lo
