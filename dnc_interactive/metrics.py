@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from dnc_interactive.model import DUFM, Features
+from dnc_interactive.validation import ParameterError
 
 F64 = torch.float64
 NC1_RCOND = 1e-6
@@ -101,13 +102,19 @@ def _check_matrix(name: str, A: Tensor, what: str = "rows", finite: bool = True)
 
 def _check_tolerance(name: str, value: object) -> float:
     """A relative cut-off (``rcond`` / ``rtol``): a real number in [0, 1)."""
+    allowed = "a real number in [0, 1)"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}={value!r} is not valid: expected a real number in [0, 1)")
+        raise ParameterError(
+            name, value, allowed, message=f"{name}={value!r} is not valid: expected {allowed}"
+        )
     v = float(value)
     if not (0.0 <= v < 1.0):  # also rejects NaN
-        raise ValueError(
-            f"{name}={value!r} is not valid: expected a real number in [0, 1) (a cut-off"
-            " relative to the largest singular value; >= 1 would drop every direction)"
+        raise ParameterError(
+            name,
+            value,
+            allowed,
+            message=f"{name}={value!r} is not valid: expected {allowed} (a cut-off relative to"
+            " the largest singular value; >= 1 would drop every direction)",
         )
     return v
 
@@ -115,12 +122,18 @@ def _check_tolerance(name: str, value: object) -> float:
 def _check_num_classes(num_classes: object, minimum: int = 2) -> int | None:
     if num_classes is None:
         return None
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise ValueError(
-            f"num_classes={num_classes!r} is not valid: expected an int >= {minimum} or None"
+    allowed = f"an int >= {minimum} or None"
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or int(num_classes) < minimum
+    ):
+        raise ParameterError(
+            "num_classes",
+            num_classes,
+            allowed,
+            message=f"num_classes={num_classes!r} is not valid: expected {allowed}",
         )
-    if int(num_classes) < minimum:
-        raise ValueError(f"num_classes={num_classes!r} is not valid: expected an int >= {minimum}")
     return int(num_classes)
 
 
@@ -620,9 +633,9 @@ class CollapseAccumulator:
 
     def __init__(self, num_classes: int, dim: int, rcond: float = NC1_RCOND) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes={num_classes!r} is not valid: expected an int >= 2")
+            raise ParameterError("num_classes", num_classes, "an int >= 2")
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim={dim!r} is not valid: expected an int >= 1")
+            raise ParameterError("dim", dim, "an int >= 1")
         self.num_classes = num_classes
         self.dim = dim
         self.rcond = _check_tolerance("rcond", rcond)
@@ -922,7 +935,7 @@ def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
     have not separated). Built from :func:`layer_metric_rows`.
     """
     if kind not in ("pre", "post", "both"):
-        raise ValueError(f"kind={kind!r} is not valid: expected 'pre', 'post' or 'both'")
+        raise ParameterError("kind", kind, "'pre', 'post' or 'both'")
     with torch.no_grad():
         rows, info = _layer_rows(model)
     kinds = ("pre", "post") if kind == "both" else (kind,)
@@ -1030,8 +1043,8 @@ def projection_frame(
     direction's largest-magnitude entry is positive, which makes the frame deterministic.
     The first ``max_per_class`` samples of each class (in column order) are kept.
     """
-    if max_per_class < 1:
-        raise ValueError(f"max_per_class={max_per_class!r} is not valid: expected an int >= 1")
+    if isinstance(max_per_class, bool) or not isinstance(max_per_class, int) or max_per_class < 1:
+        raise ParameterError("max_per_class", max_per_class, "an int >= 1")
     features = _features(model, features)
     K = model.config.K
     y = model.labels

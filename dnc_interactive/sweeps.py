@@ -84,6 +84,7 @@ from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
 from dnc_interactive.model import DTYPES, DUFM
 from dnc_interactive.training import FALLBACK_STARTS, Recipe, Trainer, relative_gap
+from dnc_interactive.validation import ParameterError
 
 __all__ = [
     "RECIPE_FIELDS",
@@ -1373,7 +1374,7 @@ def load_results(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
     """
     p = Path(path)
     if p.suffix.lower() not in (".csv", ".parquet"):
-        raise ValueError(f"path={str(path)!r} is not valid: expected a .csv or .parquet path")
+        raise ParameterError("path", str(path), "a .csv or .parquet path", owner="load_results")
     if not p.exists() and not (
         p.suffix.lower() == ".parquet" and _ParquetStore(p)._migrating().is_dir()
     ):
@@ -1726,9 +1727,13 @@ def worker_pool(workers: int, mp_context: Any = None, *, watch_period: float = 0
     ``--workers N`` uses this pool.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers={workers!r} is not valid: expected an int >= 1")
-    if not (isinstance(watch_period, (int, float)) and 0 < watch_period <= 60):
-        raise ValueError(f"watch_period={watch_period!r} is not valid: expected 0 < seconds <= 60")
+        raise ParameterError("workers", workers, "an int >= 1", owner="worker_pool")
+    if isinstance(watch_period, bool) or not (
+        isinstance(watch_period, (int, float)) and 0 < watch_period <= 60
+    ):
+        raise ParameterError(
+            "watch_period", watch_period, "seconds in (0, 60]", owner="worker_pool"
+        )
     ctx = mp_context if mp_context is not None else mp.get_context("spawn")
     return _WorkerPool(
         workers, mp_context=ctx, initializer=_worker_init, initargs=(float(watch_period),)

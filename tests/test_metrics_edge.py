@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dnc_interactive import metrics as m
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
+from dnc_interactive.validation import ParameterError
 
 F64 = torch.float64
 HYP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,6 +129,9 @@ def test_rcond_and_rtol_are_validated(value):
         ("rtol", lambda: m.rank(M0, rtol=value)),
     ]
     for name, fn in checks:
+        with pytest.raises(ParameterError) as err:
+            fn()
+        assert err.value.field == name and isinstance(err.value, ValueError)
         with pytest.raises(
             ValueError, match=rf"^{name}=.* is not valid: expected a real number in \[0, 1\)"
         ):
