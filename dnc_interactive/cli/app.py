@@ -11,7 +11,7 @@ when the tab closes or reloads (or when no page has been connected to it for 2 m
 culls kernels idle for 30 minutes, and checks its own readiness without starting a kernel.
 ``--classroom`` serves the local network instead (all interfaces, any Host, token kept).
 
-Fast: ``--pool`` kernels (default 1) are pre-heated: they import torch and the widgets and
+Fast: ``--pool`` kernels (default 2) are pre-heated: they import torch and the widgets and
 wait for a visitor, so a page gets a warm kernel. The URL is printed once one is warm.
 """
 
@@ -41,7 +41,14 @@ ALL_INTERFACES = "0.0.0.0"
 DEFAULT_PORT = 8866
 NOTEBOOK = Path(__file__).resolve().parent.parent / "app" / "dashboard.ipynb"
 SERVERS = ("voila", "lab")
-DEFAULT_POOL = 1
+DEFAULT_POOL = 2  # a page and its reload both find a warm kernel
+FILL_DELAY = 3  # s before a used pool kernel is replaced: the page loads first
+#: the JupyterLab extensions the page needs (others, e.g. jupytext, only cost load time)
+EXTENSIONS = (
+    "@jupyter-widgets/jupyterlab-manager",
+    "@voila-dashboards/widgets-manager8",
+    "anywidget",
+)
 DEFAULT_CULL_IDLE = 1800  # s without kernel activity before a visitor's kernel is shut down
 DEFAULT_CULL_GONE = 120  # s with no page connected before a visitor's kernel is shut down
 CULL_INTERVAL = 30
@@ -210,6 +217,8 @@ def server_command(
             "dnc_interactive.cli.app_server.AppKernelManager",
             f"--VoilaConfiguration.preheat_kernel={pool > 0}",
             f"--VoilaConfiguration.default_pool_size={max(pool, 0)}",
+            f"--VoilaKernelManager.fill_delay={FILL_DELAY}",
+            f"--VoilaConfiguration.extension_allowlist={list(EXTENSIONS)!r}",
             *culling,
             f"--AppKernelManager.cull_disconnected_timeout={DEFAULT_CULL_GONE}",
         ]

@@ -20,23 +20,31 @@ only exchange widget messages with their kernel, never execute code) it:
   ``pooled`` flag) and ``GET /api/status`` (kernel count and pool warmth), both behind the
   token: the CLI's readiness check uses them, so it starts no kernel;
 * renders with the ``dnc`` template (Voilà's lab template without its CDN links).
+
+``dnc-interactive app`` also loads only the page's JupyterLab extensions (widgets, anywidget)
+and delays the pool's refill by a few seconds, so it does not compete with the page loading.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jupyter_core.utils import ensure_async
-from jupyter_server.base.handlers import APIHandler
-from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-from tornado import web
-from traitlets import Bool, Integer, List, Unicode
-from voila.app import Voila
-from voila.request_info_handler import RequestInfoSocketHandler
-from voila.tornado.handler import TornadoVoilaHandler
+# jsonschema (imported by jupyter_events) builds an IRI grammar with lark when
+# rfc3987_syntax is installed: 1-4 s of start-up. No schema served here uses "iri".
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+from jupyter_core.utils import ensure_async  # noqa: E402
+from jupyter_server.base.handlers import APIHandler  # noqa: E402
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager  # noqa: E402
+from tornado import web  # noqa: E402
+from traitlets import Bool, Integer, List, Unicode  # noqa: E402
+from voila.app import Voila  # noqa: E402
+from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
+from voila.tornado.handler import TornadoVoilaHandler  # noqa: E402
 
 #: A Jupyter data directory holding ``voila/templates/dnc``.
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent / "app"

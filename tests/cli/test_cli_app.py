@@ -35,7 +35,7 @@ def test_dry_run_prints_a_locked_down_localhost_voila_command(capsys):
         "--AppVoila.allow_remote_access=False",
         "--VoilaConfiguration.show_tracebacks=False",
         "--VoilaConfiguration.preheat_kernel=True",
-        "--VoilaConfiguration.default_pool_size=1",
+        "--VoilaConfiguration.default_pool_size=2",
         "--VoilaConfiguration.template=dnc",
         "--MappingKernelManager.cull_idle_timeout=1800",
         "--MappingKernelManager.cull_connected=True",
