@@ -125,6 +125,7 @@ class DUFMConfig:
             self.depth,
             cast(_IntOrTuple, self.width),
             self.dtype,
+            device=self.device,
         )
         self._check_dtype_range()
 

@@ -243,10 +243,10 @@ class Rule:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ words
-    def describe(self) -> str:
+    def describe(self, with_none: bool = True) -> str:
         """The allowed values in words ("an int >= 1 (at most 1000)", "a float in [0, 1)")."""
         text = self.text if self.text is not None else self._describe_one()
-        return text + (" or None" if self.optional else "")
+        return text + (" or None" if self.optional and with_none else "")
 
     def describe_list(self) -> str:
         return self.describe() + " or a list of them" if self.listable else self.describe()
@@ -458,7 +458,7 @@ def check_list(
             raise ParameterError(name, value, rule.describe_list(), owner=owner)
         return check_value(name, value, rule, owner=owner, dtype=dtype)
     limit = length if length is not None else MAX_LIST
-    one = _article_free(rule.describe())
+    one = _article_free(rule.describe(with_none=False))
     per = f"one {one} per {rule.unit}"
     where = f"{length_name}={length}" if length_name else f"{length} are needed"
 
@@ -507,13 +507,17 @@ def _article_free(text: str) -> str:
 
 
 def check_fields(
-    owner: str, rules: Mapping[str, Rule], values: Mapping[str, Any]
+    owner: str,
+    rules: Mapping[str, Rule],
+    values: Mapping[str, Any],
+    context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check ``values`` (a value for every field of ``rules``) in table order.
 
     Returns the normalised values. A listable rule's ``length`` names an earlier field (its
-    normalised value is the required length); ``fits`` names the field holding the dtype
-    (checked first when it comes later in the table).
+    normalised value is the required length) or a key of ``context`` (a derived quantity such
+    as the number of classes); ``fits`` names the field holding the dtype (checked first when
+    it comes later in the table).
 
     Raises:
         ParameterError: for the first field that is not valid.
@@ -533,7 +537,7 @@ def check_fields(
             length_name = None
             if isinstance(length, str):
                 length_name = length
-                length = out[length]
+                length = out[length] if length in out else (context or {})[length]
             out[name] = check_list(
                 name,
                 value,
@@ -760,14 +764,15 @@ def check_dufm_budget(
     *,
     owner: str = "DUFMConfig",
     names: Mapping[str, str] | None = None,
+    device: str | None = None,
 ) -> Estimate:
-    """:func:`dufm_estimate` against :func:`get_budget`; ``BudgetError`` when over.
+    """:func:`dufm_estimate` against :func:`budget_for` ``device``; ``BudgetError`` when over.
 
     The error names the parameter furthest above its typical value (K, the largest n_k,
     L or the largest d_l); ``names`` renames the fields (e.g. for RealNetConfig).
     """
     est = dufm_estimate(num_classes, samples_per_class, depth, width, dtype)
-    limit = get_budget()
+    limit = budget_for(device)
     for resource, amount, cap in (
         ("memory", est.memory, limit.memory),
         ("work", est.work, limit.work),
@@ -786,6 +791,8 @@ def check_dufm_budget(
                 return v / _TYPICAL[item[0]]
 
             field, value = max(values.items(), key=excess)
+            if isinstance(value, tuple):
+                value = max(value)  # the largest n_k or d_l
             field = (names or {}).get(field, field)
             N = (
                 sum(samples_per_class)
@@ -803,6 +810,34 @@ def check_dufm_budget(
                 owner=owner,
             )
     return est
+
+
+def budget_for(device: str | None) -> Budget:
+    """The budget for tensors on ``device``: :func:`get_budget`, except that on a CUDA device
+    that exists here the *default* memory budget becomes 80 % of that GPU's memory and the
+    default work budget 100x (a budget set by :func:`set_budget` or the environment is kept).
+    ``"auto"`` means the first GPU when there is one. Needs no torch import for CPU devices."""
+    b = get_budget()
+    if not device or not (device.startswith("cuda") or device == "auto"):
+        return b
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:  # a CUDA device needs torch anyway; "auto" without torch loaded: CPU
+        if device == "auto":
+            return b
+        import torch
+    try:
+        if not torch.cuda.is_available():
+            return b
+        _, _, index = device.partition(":")
+        total = torch.cuda.get_device_properties(int(index) if index else 0).total_memory
+    except Exception:  # an index that does not exist: check_device_available says so
+        return b
+    explicit = _override is not None
+    memory = b.memory if explicit or os.environ.get(MEMORY_ENV) else max(b.memory, 0.8 * total)
+    work = b.work if explicit or os.environ.get(WORK_ENV) else b.work * 100
+    return Budget(memory=memory, work=work, configurations=b.configurations)
 
 
 def check_grid_size(count: int, what: str = "the grid", field: str = "grid") -> None:
@@ -948,6 +983,7 @@ __all__ = [
     "WORK_ENV",
     "available_cores",
     "budget",
+    "budget_for",
     "check_device_available",
     "check_dufm_budget",
     "check_fields",

@@ -67,6 +67,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -79,11 +80,27 @@ import torch
 from torch import Tensor
 
 from dnc_interactive import metrics, theory
+from dnc_interactive.config import RULES as DUFM_RULES
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
 from dnc_interactive.realnets import data as data_mod
 from dnc_interactive.realnets.backbones import BACKBONES, DUFMHead, build_backbone
 from dnc_interactive.training import HISTORY_COLUMNS, RecordedHistory, Trainer, relative_gap
+from dnc_interactive.validation import (
+    LEARNING_RATE,
+    MOMENTUM,
+    SEED,
+    Bool,
+    Int,
+    OneOf,
+    ParameterError,
+    Real,
+    Rule,
+    Text,
+    check_dufm_budget,
+    check_fields,
+    check_known,
+)
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -115,6 +132,55 @@ def _check_float(name: str, v: Any, low: float = 0.0, strict: bool = False) -> N
     if not ok:
         op = ">" if strict else ">="
         raise ValueError(f"{name}={v!r} is not valid: expected a finite float {op} {low:g}")
+
+
+#: Training-set size of each dataset (mnist1d: 80 % of ``mnist1d_samples``), for the budget.
+_TRAIN_SIZES: dict[str, int | None] = {
+    "digits": 1797,
+    "mnist1d": None,
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "cifar10": 50_000,
+}
+
+_HEAD = DUFM_RULES  # the DUFM head's constraints, reused (not repeated)
+
+#: The constraints of every RealNetConfig field, checked in this order (one table, see
+#: :mod:`dnc_interactive.validation`); the head's fields reuse DUFMConfig's rules.
+RULES: dict[str, Rule] = {
+    "dataset": OneOf(data_mod.DATASETS),
+    "classes": Int(ge=0, optional=True, listable=True, collapse=False, unit="class"),
+    "samples_per_class": _HEAD["samples_per_class"].but(optional=True, length="K"),
+    "backbone": OneOf(BACKBONES),
+    "backbone_width": Int(ge=1, cap=65_536),
+    "backbone_depth": Int(ge=0, cap=100),
+    "feature_dim": _HEAD["width"].but(listable=False, length=None),
+    "depth": _HEAD["depth"],
+    "width": _HEAD["width"].but(listable=False, length=None),
+    "lambda_H": _HEAD["lambda_H"],
+    "lambda_W": _HEAD["lambda_W"].but(unit="head weight matrix"),
+    "weight_decay": _HEAD["lambda_H"],
+    "optimizer": OneOf(OPTIMIZERS),
+    "lr": LEARNING_RATE,
+    "momentum": MOMENTUM,
+    "beta2": MOMENTUM,
+    "schedule": OneOf(SCHEDULES),
+    "lr_min_factor": Real(ge=0, le=1),
+    "warmup": Int(ge=0, cap=10**9),
+    "epochs": Int(ge=1, cap=10**7),
+    "batch_size": Int(ge=1, cap=10**7, optional=True),
+    "record_every": Int(ge=1, cap=10**9, optional=True),
+    "eval_batch_size": Int(ge=1, cap=10**7),
+    "standardize": Bool(),
+    "root": Text(optional=True),
+    "download": Bool(),
+    "mnist1d_samples": Int(ge=10, cap=200_000),
+    "seed": SEED,
+    "device": _HEAD["device"].but(options=("auto",)),
+    "dtype": _HEAD["dtype"],
+}
+_DATA_RULES = {k: RULES[k] for k in ("dataset", "classes")}
+_OTHER_RULES = {k: r for k, r in RULES.items() if k not in _DATA_RULES}
 
 
 def resolve_device(device: str) -> str:
@@ -203,111 +269,62 @@ class RealNetConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        data_mod.check_dataset_name(self.dataset)
-        if self.classes is not None:
-            set_(self, "classes", data_mod.check_classes(self.dataset, self.classes))
-        spc = self.samples_per_class
-        if spc is not None:
-            if isinstance(spc, (list, tuple)):
-                spc = tuple(spc)
-                if len(spc) != self.K:
-                    raise ValueError(
-                        f"samples_per_class has {len(spc)} entries but {self.K} classes were "
-                        "chosen: expected one int >= 1 per class"
-                    )
-                for k, n in enumerate(spc):
-                    if not _is_int(n) or n < 1:
-                        raise ValueError(
-                            f"samples_per_class[{k}]={n!r} is not valid: expected an int >= 1"
-                        )
-                spc = tuple(int(n) for n in spc)
-                set_(self, "samples_per_class", spc[0] if len(set(spc)) == 1 else spc)
-            else:
-                _check_int("samples_per_class", spc, 1, allow_none=True)
-        if self.backbone not in BACKBONES:
-            raise ValueError(
-                f"backbone={self.backbone!r} is not valid: expected one of {BACKBONES}"
-            )
+        if isinstance(self.root, os.PathLike):
+            set_(self, "root", os.fspath(self.root))
+        values = {name: getattr(self, name) for name in RULES}
+        # the data first: the number of classes K sizes samples_per_class
+        first = check_fields("RealNetConfig", _DATA_RULES, values)
+        classes = first["classes"]
+        if classes is not None:
+            classes = data_mod.check_classes(first["dataset"], classes)
+        set_(self, "dataset", first["dataset"])
+        set_(self, "classes", classes)
+        rest = check_fields("RealNetConfig", _OTHER_RULES, values, context={"K": self.K})
+        for name, value in rest.items():
+            set_(self, name, value)
         if self.backbone == "resnet20" and len(data_mod.INPUT_SHAPES[self.dataset]) != 3:
-            raise ValueError(
-                f"backbone='resnet20' is not valid for dataset={self.dataset!r}: it needs image"
-                " inputs; use backbone='mlp' or 'cnn'"
+            raise ParameterError(
+                "backbone",
+                self.backbone,
+                "'mlp' or 'cnn' for this dataset",
+                message=f"backbone='resnet20' is not valid for dataset={self.dataset!r}: it"
+                " needs image inputs; use backbone='mlp' or 'cnn'",
+                owner="RealNetConfig",
             )
-        _check_int("backbone_width", self.backbone_width, 1)
-        _check_int("backbone_depth", self.backbone_depth, 0)
-        _check_int("depth", self.depth, 1)
-        _check_int("feature_dim", self.feature_dim, 1)
-        _check_int("width", self.width, 1)
         K = self.K
         if self.feature_dim < K:
-            raise ValueError(
-                f"feature_dim={self.feature_dim} is not valid: the DUFM head needs d_1 >= K = {K}"
+            raise ParameterError(
+                "feature_dim",
+                self.feature_dim,
+                f"an int >= K = {K}",
+                message=f"feature_dim={self.feature_dim} is not valid: the DUFM head needs"
+                f" d_1 >= K = {K}",
+                owner="RealNetConfig",
             )
         if self.depth >= 2 and self.width < K:
-            raise ValueError(
-                f"width={self.width} is not valid: the head's hidden width must be >= K = {K}"
-                " (the DNC optimum of theory §2.3 needs d_l >= K)"
+            raise ParameterError(
+                "width",
+                self.width,
+                f"an int >= K = {K}",
+                message=f"width={self.width} is not valid: the head's hidden width must be"
+                f" >= K = {K} (the DNC optimum of theory §2.3 needs d_l >= K)",
+                owner="RealNetConfig",
             )
-        _check_float("lambda_H", self.lambda_H)
-        set_(self, "lambda_H", float(self.lambda_H))
-        lw = self.lambda_W
-        if isinstance(lw, (list, tuple)):
-            lw = tuple(lw)
-            if len(lw) != self.depth:
-                raise ValueError(
-                    f"lambda_W has {len(lw)} entries but depth={self.depth}: expected one"
-                    " finite float >= 0 per head weight matrix"
-                )
-            for i, v in enumerate(lw):
-                _check_float(f"lambda_W[{i}]", v)
-            lw = tuple(float(v) for v in lw)
-            set_(self, "lambda_W", lw[0] if len(set(lw)) == 1 else lw)
-        else:
-            _check_float("lambda_W", lw)
-            set_(self, "lambda_W", float(lw))
-        _check_float("weight_decay", self.weight_decay)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer={self.optimizer!r} is not valid: expected one of {OPTIMIZERS}"
-            )
-        _check_float("lr", self.lr, 0.0, strict=True)
-        for name in ("momentum", "beta2"):
-            v = getattr(self, name)
-            if not (_is_real(v) and 0 <= v < 1):
-                raise ValueError(f"{name}={v!r} is not valid: expected a float in [0, 1)")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(
-                f"schedule={self.schedule!r} is not valid: expected one of {SCHEDULES}"
-            )
-        if not (_is_real(self.lr_min_factor) and 0 <= self.lr_min_factor <= 1):
-            raise ValueError(
-                f"lr_min_factor={self.lr_min_factor!r} is not valid: expected a float in [0, 1]"
-            )
-        _check_int("warmup", self.warmup, 0)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1, allow_none=True)
-        _check_int("record_every", self.record_every, 1, allow_none=True)
-        _check_int("eval_batch_size", self.eval_batch_size, 1)
-        _check_int("mnist1d_samples", self.mnist1d_samples, 10)
-        _check_int("seed", self.seed, 0)
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not valid: expected one of {tuple(DTYPES)}")
-        if not isinstance(self.device, str) or not self.device:
-            raise ValueError(f"device={self.device!r} is not valid: expected 'auto', 'cpu', 'cuda'")
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except (RuntimeError, ValueError) as exc:
-                raise ValueError(
-                    f"device={self.device!r} is not valid: expected 'auto' or a torch device such"
-                    f" as 'cpu' or 'cuda' ({exc})"
-                ) from None
-        if not isinstance(self.standardize, bool):
-            raise ValueError(f"standardize={self.standardize!r} is not valid: expected a bool")
-        if not isinstance(self.download, bool):
-            raise ValueError(f"download={self.download!r} is not valid: expected a bool")
-        if self.root is not None and not isinstance(self.root, str):
-            set_(self, "root", str(self.root))
+        # the DUFM head's budget (its features H1 are d_1 x N), before anything is loaded
+        n = self.samples_per_class
+        if n is None:
+            size = _TRAIN_SIZES.get(self.dataset) or int(0.8 * self.mnist1d_samples)
+            n = max(1, -(-size // data_mod.NUM_CLASSES[self.dataset]))
+        check_dufm_budget(
+            K,
+            n,
+            self.depth,
+            self.head_widths,
+            self.dtype,
+            owner="RealNetConfig",
+            names={"width": "feature_dim" if self.feature_dim >= self.width else "width"},
+            device=self.device,
+        )
 
     @property
     def K(self) -> int:
@@ -340,12 +357,9 @@ class RealNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RealNetConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown RealNetConfig field(s) {unknown}: expected some of {sorted(names)}"
-            )
+        if not isinstance(values, dict):
+            raise ParameterError("values", values, "a dict of RealNetConfig fields")
+        check_known("RealNetConfig", values, [f.name for f in dataclasses.fields(cls)])
         return cls(**values)
 
     def to_json(self) -> str:
