@@ -866,10 +866,10 @@ def available_cores() -> int:
 
 def check_threads(value: Any, field: str = "threads", optional: bool = True) -> int | None:
     """A thread / worker count in [1, the cores available]."""
+    if value is None and optional:
+        return None
     cores = available_cores()
-    rule = Int(
-        ge=1, le=cores, optional=optional, text=f"an int in [1, {cores}] (the cores available)"
-    )
+    rule = Int(ge=1, le=cores, text=f"an int in [1, {cores}] (the cores available)")
     return check_value(field, value, rule)
 
 

@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from dnc_interactive.config import DUFMConfig
+from dnc_interactive.validation import (
+    ParameterError,
+    Rule,
+    check_device_available,
+    check_fields,
+    check_output_path,
+    check_threads,
+)
 
 
 class UsageError(Exception):
@@ -123,7 +131,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> DUFMConfig:
-    """Build the config; a ValueError becomes a UsageError naming the flag."""
+    """Build the config; a ValueError becomes a UsageError naming the flag (from the error's
+    field), and a device that does not exist here is refused before anything is built."""
     values = {
         "num_classes": args.classes,
         "samples_per_class": args.samples_per_class,
@@ -139,9 +148,42 @@ def config_from_args(args: argparse.Namespace) -> DUFMConfig:
         "device": args.device,
     }
     try:
-        return DUFMConfig(**values)
+        config = DUFMConfig(**values)
+        check_device_available(config.device)
+    except ParameterError as exc:
+        raise UsageError(flag_message(exc)) from None
     except ValueError as exc:
         raise UsageError(name_flag(str(exc))) from None
+    return config
+
+
+def flag_message(exc: ParameterError, flags: dict[str, str] | None = None) -> str:
+    """``argument --flag: <message>`` for a ParameterError, the flag found from its field
+    (``flags``, else :data:`FLAG_OF_FIELD`, else ``--`` + the field with dashes)."""
+    flag = (flags or FLAG_OF_FIELD).get(exc.field) or FLAG_OF_FIELD.get(exc.field)
+    flag = flag or "--" + exc.field.replace("_", "-").lower()
+    return f"argument {flag}: {exc}"
+
+
+def check_run_flags(
+    args: argparse.Namespace,
+    rules: dict[str, Rule],
+    *,
+    threads: str | None = None,
+    out: tuple[str, ...] | None = None,
+) -> None:
+    """Check run flags before any work: the ``rules`` table (flag attribute -> rule), the
+    ``threads`` attribute (capped at the cores available) and the ``--out`` file (a writable
+    file with one of the ``out`` suffixes). A bad value is a UsageError naming the flag."""
+    given = {k: r.but(optional=False) for k, r in rules.items() if getattr(args, k) is not None}
+    try:
+        check_fields("flags", given, vars(args))
+        if threads is not None:
+            check_threads(getattr(args, threads), field=threads)
+        if out is not None and args.out is not None:
+            check_output_path(args.out, out)
+    except ParameterError as exc:
+        raise UsageError(flag_message(exc)) from None
 
 
 def name_flag(message: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from dnc_interactive.cli import common
 from dnc_interactive.cli.common import fmt_number as _fmt
+from dnc_interactive.validation import LEARNING_RATE, MOMENTUM, Int, ParameterError, Real
 
 if TYPE_CHECKING:  # imported in the handlers: parsing arguments imports no torch
     from dnc_interactive.training import Trainer
@@ -66,29 +66,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+#: The training flags' constraints (the model flags' are DUFMConfig's; the recipe checks the
+#: rest). Caps keep a typo from running for days: 10^9 steps is hours even for the default model.
+RUN_RULES = {
+    "steps": Int(ge=0, cap=10**9, optional=True),
+    "tol": Real(gt=0, optional=True),
+    "max_steps": Int(ge=1, cap=10**9),
+    "polish": Int(ge=0, cap=100_000),
+    "record_every": Int(ge=1, cap=10**9),
+    "lr": LEARNING_RATE.but(optional=True),
+    "momentum": MOMENTUM.but(optional=True),
+}
+
+
 def _check(args: argparse.Namespace) -> None:
-    if args.steps is not None and args.steps < 0:
-        raise common.UsageError(
-            f"argument --steps: {args.steps} is not valid: expected an int >= 0"
-        )
-    if args.tol is not None and not (math.isfinite(args.tol) and args.tol > 0):
-        raise common.UsageError(f"argument --tol: {args.tol} is not valid: expected a float > 0")
-    if args.max_steps < 1:
-        raise common.UsageError(
-            f"argument --max-steps: {args.max_steps} is not valid: expected an int >= 1"
-        )
-    if args.polish < 0:
-        raise common.UsageError(
-            f"argument --polish: {args.polish} is not valid: expected an int >= 0"
-        )
-    if args.threads is not None and args.threads < 1:
-        raise common.UsageError(
-            f"argument --threads: {args.threads} is not valid: expected an int >= 1"
-        )
-    if args.out is not None and args.out.suffix.lower() not in (".csv", ".parquet"):
-        raise common.UsageError(
-            f"argument --out: {str(args.out)!r} is not valid: expected a .csv or .parquet file"
-        )
+    """Every training and output flag, before the model is built (--out: a writable file)."""
+    common.check_run_flags(args, RUN_RULES, threads="threads", out=(".csv", ".parquet"))
 
 
 def _make_trainer(args: argparse.Namespace, config) -> Trainer:
@@ -107,6 +100,8 @@ def _make_trainer(args: argparse.Namespace, config) -> Trainer:
             metrics_every=0,
             **overrides,
         )
+    except ParameterError as exc:
+        raise common.UsageError(common.flag_message(exc)) from None
     except ValueError as exc:
         msg = str(exc)
         for name in ("optimizer", "lr", "momentum", "record_every"):
