@@ -1,11 +1,13 @@
 """Real-browser test of ``dnc-interactive app``: Voilà page, Play, live chart, Pause, kernels.
 
-Starts the app on a free localhost port (one pre-heated kernel), drives Debian's chromium
-through Playwright (no ``playwright install``) and saves a screenshot to
-``artifacts/browser/app.png``. Checks that the page fetches nothing from another host (no
-CDN), that a reload and a closed tab shut their kernel down (the kernel count returns to
-where it was), and prints how long the page took to become a live dashboard. Skipped only
-when /usr/bin/chromium or playwright is missing.
+Starts the app on a free localhost port (two pre-heated kernels, pages gone culled after
+``CULL_GONE`` s), drives Debian's chromium through Playwright (no ``playwright install``) and
+saves a screenshot to ``artifacts/browser/app.png``. Checks that the page fetches nothing
+from another host (no CDN); that a reload and a closed tab shut their kernel down through
+the page's close beacon and the kernel count returns to where it was; that a page which
+vanishes while playing (its browser context closed, as in a crash) has its kernel culled;
+and prints how long the page took to become a live dashboard. Skipped only when
+/usr/bin/chromium or playwright is missing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN = "browser-test-7c1d"
-CULL_GONE = 45
+CULL_GONE = 30
 
 pytestmark = pytest.mark.browser
 
@@ -170,10 +172,24 @@ def test_app_plays_streams_pauses_and_gives_its_kernels_back(app_url):
 
     start = _status(app_url)
     assert start["visitors"] == 0, start
+
+    def kernels_back(timeout: float, what: str) -> float:
+        """Wait until the kernel count is back to ``start`` with no visitor; seconds."""
+        t0 = time.monotonic()
+        _wait(
+            lambda: (s := _status(app_url))["visitors"] == 0 and s["kernels"] == start["kernels"],
+            timeout,
+            lambda: f"{what}: the kernel count to return to {start}, now {_status(app_url)}",
+        )
+        return time.monotonic() - t0
+
     with _playwright()() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # One browser context for the tab: it outlives the tab, as a browser window does,
+            # so the tab's close beacon is delivered.
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("request", lambda r: note("request", r.url))
             page.on("websocket", lambda ws: note("websocket", ws.url))
@@ -217,25 +233,42 @@ def test_app_plays_streams_pauses_and_gives_its_kernels_back(app_url):
             )
             (visitor,) = _visitor_kernels(app_url)
 
-            # Play, then close the tab: the kernel count returns to where it was (through
-            # the beacon or, where the browser drops it, the culling of pages gone).
+            # Play, then close the tab: its beacon shuts the kernel down; the kernel count
+            # returns to where it was.
             page.get_by_role("button", name="Play").click()
             _wait(lambda: _numbers(page)[1] >= 20, 60, "the chart to advance")
             t0 = time.monotonic()
             page.close(run_before_unload=True)
             _wait(
-                lambda: (
-                    (s := _status(app_url))["visitors"] == 0 and s["kernels"] == start["kernels"]
-                ),
-                CULL_GONE + 120,
-                lambda: f"the kernel count to return to {start}: {_status(app_url)}",
+                lambda: visitor not in _visitor_kernels(app_url),
+                CULL_GONE - 5,
+                "the closed tab's kernel to be shut down by its beacon",
             )
             closed = time.monotonic() - t0
+            kernels_back(120, "after closing the tab")
+
+            # A page that vanishes without a word (a crashed browser: its context goes, the
+            # beacon with it) while playing: its run is stopped by culling within CULL_GONE.
+            crashed = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = crashed.new_page()
+            _open_live(page, app_url)
+            (visitor,) = _visitor_kernels(app_url)
+            page.get_by_role("button", name="Play").click()
+            _wait(lambda: _numbers(page)[1] >= 20, 60, "the chart to advance")
+            t0 = time.monotonic()
+            crashed.close()
+            _wait(
+                lambda: visitor not in _visitor_kernels(app_url),
+                CULL_GONE + 60,
+                "the vanished page's running kernel to be culled",
+            )
+            culled = time.monotonic() - t0
+            kernels_back(120, "after the vanished page")
         finally:
             browser.close()
     print(
         f"\npage to live dashboard: first {first:.2f} s, after a reload {reloaded:.2f} s; "
-        f"a closed tab's kernel was gone after {closed:.1f} s"
+        f"a closed tab's kernel gone after {closed:.1f} s, a vanished page's after {culled:.1f} s"
     )
     assert not errors, errors
     assert not foreign, foreign  # nothing from a CDN or any other host
