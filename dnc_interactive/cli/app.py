@@ -218,7 +218,7 @@ def server_command(
             f"--VoilaConfiguration.preheat_kernel={pool > 0}",
             f"--VoilaConfiguration.default_pool_size={max(pool, 0)}",
             f"--VoilaKernelManager.fill_delay={FILL_DELAY}",
-            f"--VoilaConfiguration.extension_allowlist={list(EXTENSIONS)!r}",
+            *(f"--VoilaConfiguration.extension_allowlist={name}" for name in EXTENSIONS),
             *culling,
             f"--AppKernelManager.cull_disconnected_timeout={DEFAULT_CULL_GONE}",
         ]

@@ -42,6 +42,8 @@ def test_dry_run_prints_a_locked_down_localhost_voila_command(capsys):
         "--AppKernelManager.cull_disconnected_timeout=120",
     ):
         assert flag in cmd, flag
+    allowed = [a.split("=", 1)[1] for a in cmd if "extension_allowlist=" in a]
+    assert allowed == list(app_cli.EXTENSIONS)  # only the widget extensions load on the page
     assert not any(token in part for part in cmd)  # the token is not on the command line
     assert len(token) >= 32
     assert url == f"http://127.0.0.1:8871/?token={token}"
