@@ -365,11 +365,8 @@ def run(args: argparse.Namespace) -> int:
         print(url)
         return 0
 
-    if server == "lab" or args.pool == 0:  # no warm kernel builds the chart bundle first
-        from dnc_interactive.widgets.live_chart import javascript_bundle
-
-        print("preparing the offline chart bundle (cached after the first run) ...", flush=True)
-        javascript_bundle()
+    # The charts' offline JavaScript bundle is built (once per machine, then cached) by the
+    # first kernel that imports the widgets, not here: this process never imports torch.
     env = {**os.environ, "JUPYTER_TOKEN": token}
     proc = subprocess.Popen(cmd, env=env)
     previous = None
