@@ -3,6 +3,11 @@
 The only place in the package that parses arguments or prints. Each subcommand lives in its
 own module here and registers itself through ``add_parser(subparsers)``; ``main`` dispatches.
 Bad flags exit with status 2 and a one-line message naming the flag.
+
+Parsing and ``--help`` import no torch, pandas or altair (a tested promise): the subcommand
+modules import them inside their handlers, and ``realnet``, whose flag defaults come from a
+torch-backed config, adds its flags only when it is the command given
+(:meth:`common.Parser.defer`).
 """
 
 from __future__ import annotations
