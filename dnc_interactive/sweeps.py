@@ -84,7 +84,7 @@ from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
 from dnc_interactive.model import DTYPES, DUFM
 from dnc_interactive.training import FALLBACK_STARTS, Recipe, Trainer, relative_gap
-from dnc_interactive.validation import ParameterError
+from dnc_interactive.validation import ParameterError, check_grid_size
 
 __all__ = [
     "RECIPE_FIELDS",
@@ -720,7 +720,10 @@ def expand_grid(
 
     Raises:
         ValueError: naming the parameter, for an empty list, an unknown parameter or a value
-            the config / recipe rejects, before any training starts.
+            the config / recipe rejects, before any training starts; ``BudgetError`` (a
+            ValueError naming ``grid``) when the grid has more configurations than the
+            budget allows (:func:`dnc_interactive.validation.set_budget`), counted before
+            any is built, and for a configuration over the memory / work budget.
     """
     base = base if base is not None else DUFMConfig()
     recipe = recipe if recipe is not None else Recipe()
@@ -743,6 +746,8 @@ def expand_grid(
                 values.append(v)
             else:
                 values.append([v])
+        # the grid's size, by arithmetic, against the budget: before any configuration is built
+        check_grid_size(math.prod(len(v) for v in values))
         out = []
         for combo in itertools.product(*values):
             params = dict(zip(names, combo, strict=True))
@@ -755,6 +760,7 @@ def expand_grid(
         )
     if not grid:
         raise ValueError("grid=[] is not valid: expected at least one configuration")
+    check_grid_size(len(grid))
     out = []
     for i, item in enumerate(grid):
         if isinstance(item, DUFMConfig):

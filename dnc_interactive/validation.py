@@ -176,12 +176,19 @@ class BudgetError(ParameterError):
         self.limit = limit
         env = {"memory": MEMORY_ENV, "work": WORK_ENV, "configurations": GRID_ENV}[resource]
         est, lim = _amount(resource, estimate), _amount(resource, limit)
-        allowed = f"a {what} within the {resource} budget of {lim}"
-        message = (
-            f"{field}={short_repr(value)} is not valid: {what} needs about {est} of {resource},"
-            f" over the budget of {lim} (lower {field}, or raise the budget with the"
-            f" environment variable {env} or dnc_interactive.validation.set_budget)"
-        )
+        allowed = f"{what} within the {resource} budget of {lim}"
+        raise_it = f"raise the budget with the environment variable {env} or"
+        raise_it += " dnc_interactive.validation.set_budget"
+        if resource == "configurations":
+            message = (
+                f"{field}={short_repr(value)} is not valid: {what} is over the budget of {lim}"
+                f" (sweep fewer values, or {raise_it})"
+            )
+        else:
+            message = (
+                f"{field}={short_repr(value)} is not valid: {what} needs about {est} of"
+                f" {resource}, over the budget of {lim} (lower {field}, or {raise_it})"
+            )
         super().__init__(field, value, allowed, message=message, owner=owner)
 
 

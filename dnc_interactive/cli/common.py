@@ -179,11 +179,25 @@ def check_run_flags(
     try:
         check_fields("flags", given, vars(args))
         if threads is not None:
-            check_threads(getattr(args, threads), field=threads)
+            try:
+                check_threads(getattr(args, threads), field=threads)
+            except ParameterError as exc:
+                flag = "--" + threads.replace("_", "-")
+                raise UsageError(
+                    f"argument {flag}: {exc.value!r} is not valid: expected {exc.allowed}"
+                ) from None
         if out is not None and args.out is not None:
             check_output_path(args.out, out)
     except ParameterError as exc:
         raise UsageError(flag_message(exc)) from None
+
+
+def check_device(device: str, flag: str = "--device") -> None:
+    """A device that exists on this machine ('auto' always does), else a UsageError."""
+    try:
+        check_device_available(device)
+    except ParameterError as exc:
+        raise UsageError(f"argument {flag}: {exc}") from None
 
 
 def name_flag(message: str) -> str:

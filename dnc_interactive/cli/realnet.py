@@ -239,15 +239,10 @@ def config_from_args(args: argparse.Namespace) -> RealNetConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise common.UsageError(
-            f"argument --threads: {args.threads} is not valid: expected an int >= 1"
-        )
-    if args.out is not None and args.out.suffix.lower() not in (".csv", ".parquet"):
-        raise common.UsageError(
-            f"argument --out: {str(args.out)!r} is not valid: expected a .csv or .parquet file"
-        )
+    # --threads capped at the cores, --out writable, --device existing: before any work
+    common.check_run_flags(args, {}, threads="threads", out=(".csv", ".parquet"))
     config = config_from_args(args)
+    common.check_device(config.device)
     import torch
 
     from dnc_interactive.realnets import data as data_mod

@@ -41,6 +41,8 @@ from typing import Any
 from dnc_interactive.cli import common
 
 RUN_KEYS = ("steps", "polish", "record_every", "batch_size")
+#: Upper bounds of the run settings (a typo must not start a sweep that never ends).
+RUN_CAPS = {"steps": 10**9, "polish": 100_000, "record_every": 10**9, "batch_size": 10**6}
 SUMMARY_DROP = ("seed", "key", "config_json")
 
 
@@ -125,9 +127,11 @@ def _settings(args: argparse.Namespace, data: dict[str, Any]) -> tuple[dict, dic
         raise common.UsageError("argument --steps: give --steps or 'steps = N' in the grid file")
     for k, v in run.items():
         low = 1 if k in ("steps", "record_every", "batch_size") else 0
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
+        high = RUN_CAPS[k]
+        if not (isinstance(v, int) and not isinstance(v, bool) and low <= v <= high):
             raise common.UsageError(
                 f"argument --{k.replace('_', '-')}: {v!r} is not valid: expected an int >= {low}"
+                f" (at most {high})"
             )
     return grid, run
 
@@ -135,10 +139,7 @@ def _settings(args: argparse.Namespace, data: dict[str, Any]) -> tuple[dict, dic
 def _executor(args: argparse.Namespace) -> tuple[Any, Callable[[bool], None] | None]:
     """(executor, close) for --workers / --dask; (None, None) to run here. ``close(now)``
     ends the workers; ``now=True`` (after Ctrl-C) does not wait for running chunks."""
-    if args.workers is not None and args.workers < 1:
-        raise common.UsageError(
-            f"argument --workers: {args.workers} is not valid: expected an int >= 1"
-        )
+    common.check_run_flags(args, {}, threads="workers")  # capped at the cores available
     if args.dask is not None:
         try:
             from dask.distributed import Client, LocalCluster
@@ -241,14 +242,13 @@ def run(args: argparse.Namespace) -> int:
 
     data = _load_toml(args.grid)
     grid, settings = _settings(args, data)
-    if args.out is not None and args.out.suffix.lower() not in (".parquet", ".csv"):
-        raise common.UsageError(
-            f"argument --out: {str(args.out)!r} is not valid: expected a .parquet or .csv file"
-        )
-    try:  # validate the grid before starting any worker
+    common.check_run_flags(args, {}, out=(".parquet", ".csv"))  # a writable results file
+    try:  # validate the grid (its size and every configuration) before starting any worker
         pairs = expand_grid(grid)
     except ValueError as exc:
         raise common.UsageError(f"argument --grid: {exc}") from None
+    for device in sorted({config.device for config, _ in pairs}):
+        common.check_device(device, "--grid")
     executor, close = _executor(args)
     if not args.quiet and not args.json:
         common.warn(f"sweep: {len(pairs)} configurations, {settings['steps']} steps each")
