@@ -46,6 +46,7 @@ import os
 import pickle
 import random
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -631,7 +632,19 @@ def _load_digits() -> Dataset:
     ``sklearn.datasets.load_digits`` when the file is not where expected."""
     path = _digits_file()
     if path is not None:
-        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+                table = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+            if table.shape[0] == 0 or table.shape[1] != 65 or not np.isfinite(table).all():
+                raise ValueError(f"{table.shape[1]} columns, expected 64 pixels and a label")
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            raise DatasetFileError(
+                path,
+                f"scikit-learn's bundled digits file is unreadable ({type(exc).__name__}:"
+                f" {str(exc)[:120]})",
+                "reinstall scikit-learn (`pip install --force-reinstall scikit-learn`)",
+            ) from None
         pixels, labels = table[:, :-1], table[:, -1]
     else:
         try:

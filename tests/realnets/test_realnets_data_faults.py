@@ -405,3 +405,13 @@ def test_cli_exits_2_naming_the_file_and_the_fix(tmp_path, capsys, dataset, make
     assert lines[0].startswith(f"dnc-interactive realnet: error: {bad}: ")
     assert "Fix: delete" in lines[0]
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"1,2,3\n", gzip.compress(b"1,2\n")[:-4]])
+def test_a_broken_digits_file_names_it_and_the_fix(tmp_path, monkeypatch, content):
+    bad = tmp_path / "digits.csv.gz"
+    bad.write_bytes(content)
+    monkeypatch.setattr(D, "_digits_file", lambda: bad)
+    with pytest.raises(D.DatasetFileError, match="bundled digits file is unreadable") as err:
+        D.load_dataset("digits")
+    assert str(err.value).startswith(f"{bad}: ") and "reinstall scikit-learn" in str(err.value)
