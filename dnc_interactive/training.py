@@ -40,6 +40,7 @@ an ``nn.Parameter`` + ``torch.optim.SGD`` + autograd loop (``benchmarks/bench_tr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -317,11 +318,17 @@ class Trainer(RecordedHistory):
         """True once a stop condition ended the run (converged, plateau, diverged, ...)."""
         return self.status not in ("ready", "running", "stopped")
 
+    @property
+    def current_start(self) -> Start:
+        """The start being trained (``recipe.starts()[attempt]``); its lr before any halving."""
+        return self._start
+
     def set_lr(self, lr: float) -> None:
         """Change the learning rate; the run continues from its current state."""
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr={lr!r} is not valid: expected a finite float > 0")
         self.lr = float(lr)
+        self._start = dataclasses.replace(self._start, lr=self.lr)
 
     def step(self, n: int = 1) -> Trainer:
         """Advance ``n`` gradient steps (recording and checking every ``record_every``)."""

@@ -47,6 +47,8 @@ import pandas as pd
 import torch
 
 from dnc_interactive import theory
+from dnc_interactive.diagnosis import CODES as DIAGNOSIS_CODES
+from dnc_interactive.diagnosis import Diagnosis
 from dnc_interactive.training import Callback, Row, Trainer
 from dnc_interactive.validation import check_device_available, dufm_estimate, one_line
 from dnc_interactive.widgets.state import CONTINUING_FIELDS, Settings
@@ -164,6 +166,9 @@ class TrainingSession:
         self._per_step: float | None = None  # measured seconds per step of this trainer
         self._piece_max = 0.0  # a decaying maximum of the seconds one piece took
         self._unrecorded = False  # the trainer stands inside a record interval, unrecorded
+        self.markers: list[tuple[int, str]] = []  # (step, diagnosis code) where it changed
+        self._diagnosis: Diagnosis | None = None
+        self._diagnosis_step: tuple[int, int] | None = None
         try:
             self.trainer = self._build()
         except ValueError:
@@ -403,6 +408,7 @@ class TrainingSession:
             ) = saved
             raise
         self.note = None
+        self.markers = []
         self.trainer = trainer
         for f in list(self.on_reset):
             f(self)
@@ -573,12 +579,43 @@ class TrainingSession:
         self._emit(final=True)
 
     def _emit(self, final: bool = False) -> None:
+        self._track_diagnosis()
         with self._lock:
             rows, self._pending = self._pending, []
         self._last_emit = time.perf_counter()
         self.updates += 1
         for f in list(self.on_update):
             f(self, rows, final)
+
+    def _track_diagnosis(self) -> None:
+        """Re-diagnose after new steps; a change of code becomes a marker (an "event" row)."""
+        tr = self.trainer
+        if self._diagnosis is not None and self._diagnosis_step == (id(tr), tr.steps):
+            return
+        try:
+            d = tr.diagnosis()
+        except Exception:  # a diagnosis never breaks the page
+            return
+        previous = self._diagnosis.code if self._diagnosis is not None else None
+        fresh = self._diagnosis_step is None or self._diagnosis_step[0] != id(tr)
+        self._diagnosis, self._diagnosis_step = d, (id(tr), tr.steps)
+        if not fresh and d.code != previous and d.code in DIAGNOSIS_CODES:
+            self.markers.append((tr.steps, d.code))
+            self._pending.append(
+                (tr.steps, 0, "event", "diagnosis", float(DIAGNOSIS_CODES.index(d.code)))
+            )
+
+    @property
+    def diagnosis(self) -> Diagnosis:
+        """Why the run is (or is not) at the optimum (:mod:`dnc_interactive.diagnosis`)."""
+        self._track_diagnosis()
+        if self._diagnosis is None:
+            return self.trainer.diagnosis()
+        return self._diagnosis
+
+    def new_seed(self) -> str:
+        """A fresh initialisation: the same settings with the next seed (the run restarts)."""
+        return self.update(seed=self.settings.config.seed + 1)
 
     # ------------------------------------------------------------------ reading
     @property
@@ -628,7 +665,10 @@ class TrainingSession:
         if math.isfinite(tr.optimal_loss):
             numbers += f" · L* {_fmt(tr.optimal_loss)} · gap {_fmt(tr.gap, 2)}"
         numbers += f" · max NC1 {_fmt(self._nc1_max, 2)}"
-        if tr.lr != self.settings.lr:
+        start = tr.current_start
+        if tr.attempt:
+            numbers += f" · start {tr.attempt + 1} (restarted: the first start stalled)"
+        if tr.lr != start.lr:
             numbers += f" · lr {tr.lr:g} (halved by the guard)"
         if self.at_zero_solution:
             verdict = "zero solution: features and outputs vanished (λ past the threshold)"
@@ -638,6 +678,9 @@ class TrainingSession:
             verdict = "below L*: a lower-loss (low-rank) solution than DNC"
         else:
             verdict = "collapsed: not yet"
+            d = self.diagnosis
+            if d.code not in ("converging", "at_optimum", "below_optimum") and tr.steps > 0:
+                verdict += f" — {d.line()}"
         notes = []
         if self.error:
             notes.append(self.error)
