@@ -206,10 +206,11 @@ def _onehot_rows(y: Tensor, K: int) -> Tensor:
 # ====================================================================== tensor-valued cores
 # Each public metric is a float() around one of these; the model-level helpers call the cores
 # directly, batched over layers (a leading batch dimension), and convert everything to Python
-# numbers with a single .tolist(). All cores accept a leading batch dimension and are
-# scale-safe: every matrix is divided by a power of two near its largest entry before any
-# product or norm (see _pow2_scale), so entries near 1e200 or 1e-200 neither overflow nor
-# underflow, and ordinary inputs give bitwise the values of the unscaled formulas.
+# numbers with a single .tolist(). All cores accept a leading batch dimension. Scale safety:
+# the callers pass matrices divided by a power of two near their largest entry (_unit,
+# _pow2_scale), so no product or norm overflows or underflows for entries near 1e200 or
+# 1e-200, and ordinary inputs give bitwise the values of the unscaled formulas (every metric
+# here but mean_norm is invariant under scaling).
 def _nan_like(t: Tensor) -> Tensor:
     return torch.full_like(t, math.nan)
 
@@ -218,7 +219,9 @@ def _centre(M: Tensor) -> Tensor:
     return M - M.mean(dim=-1, keepdim=True)
 
 
-def _nc1_core(s: Tensor, quad: Tensor, rcond: float, rmax: Tensor) -> dict[str, Tensor]:
+def _nc1_core(
+    s: Tensor, quad: Tensor, rcond: float, rmax: Tensor, details: bool = True
+) -> dict[str, Tensor]:
     """NC1 and what its cut-off dropped, from the SVD of Mbar.
 
     ``s`` are the singular values of Mbar (descending), ``quad_i = u_i^T Sigma_W u_i`` and
@@ -232,7 +235,7 @@ def _nc1_core(s: Tensor, quad: Tensor, rcond: float, rmax: Tensor) -> dict[str, 
     ``hidden`` = sum over the dropped i < rmax of quad_i / (rcond s_1^2): a lower bound on what
     those directions would add to NC1 (s_i^2 <= rcond s_1^2 there), 0 when no within-class
     variance lies along them. ``nc1 + hidden`` can only be small if the classes have
-    separated in every direction the means could span.
+    separated in every direction the means could span. ``details=False``: ``nc1`` only.
     """
     s2 = s * s
     top = s2[..., :1]
@@ -240,6 +243,9 @@ def _nc1_core(s: Tensor, quad: Tensor, rcond: float, rmax: Tensor) -> dict[str, 
     structural = index < rmax[..., None]
     keep = (s2 > rcond * top) & structural
     val = torch.where(keep, quad / torch.where(keep, s2, torch.ones_like(s2)), 0.0).sum(-1)
+    defined = top[..., 0] > 0
+    if not details:
+        return {"nc1": torch.where(defined, val, _nan_like(val))}
     floor = rcond * top  # 0 for rcond = 0: only exact zeros are dropped, any variance is inf
     ratio = torch.where(
         floor > 0,
@@ -247,7 +253,6 @@ def _nc1_core(s: Tensor, quad: Tensor, rcond: float, rmax: Tensor) -> dict[str, 
         torch.where(quad > 0, math.inf, 0.0),
     )
     hidden = torch.where(structural & ~keep, ratio, 0.0).sum(-1)
-    defined = top[..., 0] > 0
     kept = keep.sum(-1).to(F64)
     return {
         "nc1": torch.where(defined, val, _nan_like(val)),
@@ -262,8 +267,7 @@ def _separation_core(Mbar: Tensor, rcond: float) -> dict[str, Tensor]:
     when all means are equal) and ``separated`` (1.0 iff the smallest squared distance exceeds
     ``rcond`` times the largest, the cut-off NC1 applies to Sigma_B's eigenvalues)."""
     K = Mbar.shape[-1]
-    Mu = _unit(Mbar)
-    G = Mu.mT @ Mu
+    G = Mbar.mT @ Mbar
     sq = torch.diagonal(G, dim1=-2, dim2=-1)
     D2 = (sq[..., :, None] + sq[..., None, :] - 2.0 * G).clamp_min(0.0)
     off = ~torch.eye(K, dtype=torch.bool, device=Mbar.device)
@@ -278,8 +282,7 @@ def _trace_ratio_core(trW: Tensor, trB: Tensor) -> Tensor:
 
 
 def _normalised_gram_error(M: Tensor, target: Tensor) -> Tensor:
-    """|| G/||G||_F - target ||_F for G = M^T M, computed from M scaled to entries ~ 1."""
-    M = _unit(M)
+    """|| G/||G||_F - target ||_F for G = M^T M (M scaled to entries ~ 1 by the caller)."""
     G = M.mT @ M
     norm = torch.linalg.matrix_norm(G)[..., None, None]
     return torch.linalg.matrix_norm(G / norm - target)
@@ -299,13 +302,12 @@ def _nc2_etf_core(Mbar: Tensor) -> Tensor:
 
 def _equinorm_core(Mbar: Tensor) -> Tensor:
     """std_c / mean_c of the norms ||mu_c - mu_G|| (the columns of Mbar)."""
-    norms = torch.linalg.vector_norm(_unit(Mbar), dim=-2)
+    norms = torch.linalg.vector_norm(Mbar, dim=-2)
     return norms.std(dim=-1, correction=0) / norms.mean(dim=-1)
 
 
 def _coherence_core(Mbar: Tensor) -> Tensor:
     K = Mbar.shape[-1]
-    Mbar = _unit(Mbar)
     norms = torch.linalg.vector_norm(Mbar, dim=-2)
     cos = (Mbar.mT @ Mbar) / (norms[..., :, None] * norms[..., None, :])
     off = ~torch.eye(K, dtype=torch.bool, device=Mbar.device)
@@ -317,7 +319,6 @@ def _rank_core(s: Tensor, rtol: float) -> Tensor:
 
 
 def _nc3_core(W: Tensor, M: Tensor) -> Tensor:
-    W, M = _unit(W), _unit(M)
     return torch.linalg.matrix_norm(
         W / torch.linalg.matrix_norm(W) - M.mT / torch.linalg.matrix_norm(M)
     )
@@ -325,7 +326,6 @@ def _nc3_core(W: Tensor, M: Tensor) -> Tensor:
 
 def _dnc3_core(W: Tensor, U: Tensor, s: Tensor, rcond: float) -> Tensor:
     """||W (I - P) ||_F / ||W||_F with P = Uk Uk^T, Uk the left singular vectors of M kept."""
-    W = _unit(W)
     Uk = U * (s > rcond * s[..., :1])[..., None, :]
     resid = W - (W @ Uk) @ Uk.mT
     return torch.linalg.matrix_norm(resid) / torch.linalg.matrix_norm(W)
@@ -337,46 +337,67 @@ def _nc4_core(X: Tensor, M: Tensor, Z: Tensor) -> Tensor:
     return (Z.argmax(dim=0) != ncc).to(F64).mean()
 
 
+def _same(A: Tensor) -> Tensor:
+    return A
+
+
 def _feature_cores(
-    X: Tensor, A: Tensor, E: Tensor, rcond: float, rtol: float, dims: Tensor | None = None
+    X: Tensor,
+    A: Tensor,
+    E: Tensor,
+    rcond: float,
+    rtol: float,
+    dims: Tensor | None = None,
+    *,
+    scaled: bool = True,
+    details: bool = True,
 ) -> dict:
     """Per-layer feature metrics of a batch (B, d, N) of float64 feature matrices.
 
     ``A`` (N, K) maps features to class means (``X @ A = M``), ``E`` (K, N) is the one-hot
     label matrix (``M @ E = M[:, y]``), ``dims`` (B,) the true feature dimension of each
     matrix when the batch is zero-padded (default d). Returns (B,) tensors for the metrics of
-    :data:`FEATURE_METRICS`, NC1's ``nc1_kept`` / ``nc1_dropped`` / ``nc1_hidden``, and the
-    intermediate ``scale`` (B, 1, 1) (the power of two the features were divided by), the
-    scaled class means ``M`` = (X / scale) @ A and their SVD (UM, sM).
+    :data:`FEATURE_METRICS`, with ``details`` NC1's ``nc1_kept`` / ``nc1_dropped`` /
+    ``nc1_hidden`` and the separation of the means, and the intermediate ``scale`` (B, 1, 1)
+    (the power of two the features were divided by), the scaled class means
+    ``M`` = (X / scale) @ A and their SVD (UM, sM). ``scaled=False`` skips the scaling (for
+    entries known to lie far from overflow and underflow; the values are bitwise the same).
     """
     N, K = A.shape
-    scale = _pow2_scale(X)
-    X = X / scale
+    B = X.shape[0]
+    unit = _unit if scaled else _same
+    if scaled:
+        scale = _pow2_scale(X)
+        X = X / scale
+    else:
+        scale = torch.ones(B, 1, 1, dtype=X.dtype, device=X.device)
     M = X @ A
     R = X - M @ E
     Mbar = _centre(M)
-    B = M.shape[0]
     Us, ss, _ = torch.linalg.svd(torch.cat([Mbar, M]), full_matrices=False)  # one LAPACK batch
     U, s, UM, sM = Us[:B], ss[:B], Us[B:], ss[B:]
     quad = (U.mT @ R).pow(2).sum(-1) / N
+    Mbu = unit(Mbar)  # the centred means can be much smaller than the samples
     if dims is None:
         dims = torch.full((B,), X.shape[-2], device=X.device)
     rmax = torch.clamp(dims.to(X.device), max=K - 1)
-    return {
+    out = {
         "M": M,
         "scale": scale,
         "UM": UM,
         "sM": sM,
-        **_nc1_core(s, quad, rcond, rmax),
-        **_separation_core(Mbar, rcond),
+        **_nc1_core(s, quad, rcond, rmax, details),
         "nc1_trace": _trace_ratio_core(R.pow(2).sum((-2, -1)) / N, s.pow(2).sum(-1) / K),
-        "nc2_orth": _nc2_orth_core(M),
-        "nc2_etf": _nc2_etf_core(Mbar),
-        "equinorm": _equinorm_core(Mbar),
-        "coherence": _coherence_core(Mbar),
+        "nc2_orth": _nc2_orth_core(unit(M)),
+        "nc2_etf": _nc2_etf_core(Mbu),
+        "equinorm": _equinorm_core(Mbu),
+        "coherence": _coherence_core(Mbu),
         "rank": _rank_core(sM, rtol).to(F64),
         "mean_norm": torch.linalg.vector_norm(M, dim=-2).mean(-1) * scale[..., 0, 0],
     }
+    if details:
+        out.update(_separation_core(Mbu, rcond))
+    return out
 
 
 def _one_shot_cores(X: Tensor, y: Tensor, num_classes: int | None, rcond: float) -> dict:
@@ -506,7 +527,7 @@ def nc2_orthogonal(M: Tensor) -> float:
     orthogonal with equal norms. ``nan`` for M = 0. Scale-safe: M is normalised before its
     Gram matrix is formed.
     """
-    return float(_nc2_orth_core(_check_means(M)))
+    return float(_nc2_orth_core(_unit(_check_means(M))))
 
 
 def nc2_etf(M: Tensor) -> float:
@@ -516,7 +537,7 @@ def nc2_etf(M: Tensor) -> float:
     ``Mbar = M - mu_G 1^T`` and mu_G the mean of the columns. 0 iff the centred means form a
     simplex ETF (a centred orthogonal frame is one). ``nan`` when all columns are equal.
     """
-    return float(_nc2_etf_core(_centre(_check_means(M))))
+    return float(_nc2_etf_core(_unit(_centre(_unit(_check_means(M))))))
 
 
 def equinorm(M: Tensor) -> float:
@@ -526,7 +547,7 @@ def equinorm(M: Tensor) -> float:
     (``correction=0``, i.e. ``unbiased=False``: divide by K, not K - 1), so K equal-spread
     norms give the same value whatever K. ``nan`` when all columns are equal.
     """
-    return float(_equinorm_core(_centre(_check_means(M))))
+    return float(_equinorm_core(_unit(_centre(_unit(_check_means(M))))))
 
 
 def coherence(M: Tensor) -> float:
@@ -534,7 +555,7 @@ def coherence(M: Tensor) -> float:
 
     Papyan's ``cos_M`` [S9]: 0 for a simplex ETF. ``nan`` when a centred mean is 0.
     """
-    return float(_coherence_core(_centre(_check_means(M))))
+    return float(_coherence_core(_unit(_centre(_unit(_check_means(M))))))
 
 
 def nc3_self_duality(W: Tensor, M: Tensor) -> float:
@@ -546,7 +567,7 @@ def nc3_self_duality(W: Tensor, M: Tensor) -> float:
     W, M = _check_matrix("W", W), _check_means(M)
     if W.shape != M.T.shape:
         raise ValueError(f"W has shape {tuple(W.shape)} but M^T has shape {tuple(M.T.shape)}")
-    return float(_nc3_core(W, M))
+    return float(_nc3_core(_unit(W), _unit(M)))
 
 
 def dnc3_subspace(W: Tensor, M: Tensor, rcond: float = NC1_RCOND) -> float:
@@ -562,7 +583,7 @@ def dnc3_subspace(W: Tensor, M: Tensor, rcond: float = NC1_RCOND) -> float:
     if W.shape[1] != M.shape[0]:
         raise ValueError(f"W has {W.shape[1]} columns but M has {M.shape[0]} rows")
     U, s, _ = torch.linalg.svd(_unit(M), full_matrices=False)
-    return float(_dnc3_core(W, U, s, rcond))
+    return float(_dnc3_core(_unit(W), U, s, rcond))
 
 
 def nc4_ncc_mismatch(X: Tensor, y: Tensor, W: Tensor, num_classes: int | None = None) -> float:
@@ -742,6 +763,7 @@ class CollapseAccumulator:
         U, s, _ = torch.linalg.svd(Mbar, full_matrices=False)
         sM = torch.linalg.svdvals(M)
         quad = ((Sw @ U) * U).sum(0)
+        Mbu = _unit(Mbar)
         rmax = torch.tensor(min(self.dim, K - 1), device=M.device)
         nc1 = _nc1_core(s, quad, self.rcond, rmax)
         vals = torch.stack(
@@ -749,13 +771,13 @@ class CollapseAccumulator:
                 nc1["nc1"],
                 _trace_ratio_core(torch.trace(Sw), s.pow(2).sum() / K),
                 _nc2_orth_core(M),
-                _nc2_etf_core(Mbar),
-                _equinorm_core(Mbar),
-                _coherence_core(Mbar),
+                _nc2_etf_core(Mbu),
+                _equinorm_core(Mbu),
+                _coherence_core(Mbu),
                 _rank_core(sM, RANK_RTOL).to(F64),
                 torch.linalg.vector_norm(M, dim=0).mean() * c,
                 *(nc1[k] for k in _DETAIL_KEYS[1:4]),
-                *_separation_core(Mbar, self.rcond).values(),
+                *_separation_core(Mbu, self.rcond).values(),
             ]
         ).tolist()
         n = len(FEATURE_METRICS)
@@ -805,21 +827,32 @@ def _set_name(l: int, kind: str) -> str:
     return "H1" if l == 1 else ("H~" if kind == "pre" else "H") + f"_{l}"
 
 
-def _check_finite_all(named: list[tuple[str, Tensor]]) -> None:
-    """Raise ValueError naming every non-finite tensor of ``named`` (one device sync)."""
-    ok = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
-    bad = [name for (name, _), good in zip(named, ok, strict=True) if not good]
+#: Largest entries in [2^-200, 2^200] (or exactly 0): products and norms of such matrices can
+#: neither overflow nor underflow, so the model-level helpers skip the scaling (same values).
+_SAFE_EXP = 200.0
+
+
+def _screen(named: list[tuple[str, Tensor]], batch: Tensor, batch_names: list[str]) -> bool:
+    """One device sync: raise ValueError naming every non-finite tensor, and return whether
+    any entry magnitude lies outside the safe range (then the cores scale their inputs)."""
+    peaks = torch.cat(
+        [batch.abs().amax(dim=(-2, -1)), torch.stack([t.detach().abs().amax() for _, t in named])]
+    ).tolist()
+    names = [*batch_names, *(n for n, _ in named)]
+    bad = [n for n, v in zip(names, peaks, strict=True) if not math.isfinite(v)]
     if bad:
         raise ValueError(
             f"the model's {', '.join(bad)} contain non-finite values (NaN or inf): the collapse"
             " metrics are undefined for them (did the training diverge?)"
         )
+    lo, hi = 2.0**-_SAFE_EXP, 2.0**_SAFE_EXP
+    return any(v != 0.0 and not lo <= v <= hi for v in peaks)
 
 
 def _layer_rows(
-    model: DUFM, features: Features | None = None
+    model: DUFM, features: Features | None = None, details: bool = False
 ) -> tuple[list[tuple[int, str, str, float]], dict[tuple[int, str], NC1Details]]:
-    """:func:`layer_metric_rows` and each feature set's :class:`NC1Details`."""
+    """:func:`layer_metric_rows` and, with ``details``, each feature set's NC1Details."""
     features = _features(model, features)
     cfg = model.config
     K, L = cfg.K, cfg.L
@@ -841,11 +874,12 @@ def _layer_rows(
         slot.append(j)
     batch = _stack_padded(unique)
     weights = [(f"W_{l}", model.W[l - 1]) for l in range(1, L + 1)]
-    _check_finite_all([*zip(names, batch.unbind()), *weights, ("Z", features.output)])
+    scaled = _screen([*weights, ("Z", features.output)], batch, names)
+    unit = _unit if scaled else _same
     dims = torch.tensor([u.shape[0] for u in unique], device=batch.device)
-    stats = _feature_cores(batch, A, E, NC1_RCOND, RANK_RTOL, dims)
+    stats = _feature_cores(batch, A, E, NC1_RCOND, RANK_RTOL, dims, scaled=scaled, details=details)
     table = torch.stack([stats[name] for name in FEATURE_METRICS], dim=1)  # (B, 8)
-    details = torch.stack([stats[k] for k in _DETAIL_KEYS], dim=1)  # (B, 6)
+    extra = [torch.stack([stats[k] for k in _DETAIL_KEYS], dim=1).flatten()] if details else []
 
     post = [slot[2 * (l - 1) + 1] for l in range(1, L + 1)]  # batch index of H_l
     Ws = [model.W[l - 1] for l in range(1, L)]
@@ -853,26 +887,29 @@ def _layer_rows(
     if Ws:
         Wb = _stack_padded(Ws, cols=stats["UM"].shape[-2])
         idx = torch.tensor(post[:-1], device=y.device)
-        weight_vals.append(_dnc3_core(Wb, stats["UM"][idx], stats["sM"][idx], NC1_RCOND))
-    W_L = _f64(model.W[L - 1])
+        weight_vals.append(_dnc3_core(unit(Wb), stats["UM"][idx], stats["sM"][idx], NC1_RCOND))
+    W_L = unit(_f64(model.W[L - 1]))
     d_L = W_L.shape[1]
     M_L = stats["M"][post[-1], :d_L]  # scaled by stats["scale"][post[-1]], as X_L below
-    weight_vals.append(_nc3_core(W_L, M_L)[None])
-    X_L = _f64(features.post[L - 1]) / stats["scale"][post[-1]]
-    Z = _unit(W_L) @ X_L  # argmax only: any positive scale
+    weight_vals.append(_nc3_core(W_L, unit(M_L))[None])
+    X_L = _f64(features.post[L - 1])
+    if scaled:
+        X_L = X_L / stats["scale"][post[-1]]
+    Z = W_L @ X_L  # argmax only: any positive scale
     q = torch.diagonal(_f64(features.output) @ A)  # the model's own Z, as output_scale_frame
     out_vals = torch.cat([_nc4_core(X_L, M_L, Z)[None], q])
-    values = torch.cat([table.flatten(), *weight_vals, out_vals, details.flatten()]).tolist()
+    values = torch.cat([table.flatten(), *weight_vals, out_vals, *extra]).tolist()
 
     n = len(FEATURE_METRICS)
+    nd = len(_DETAIL_KEYS)
     rows: list[tuple[int, str, str, float]] = []
     nc1_info: dict[tuple[int, str], NC1Details] = {}
     tail_start = table.numel() + L + 1 + K
     for i, (l, kind, _) in enumerate(sets):
         base = slot[i] * n
         rows += [(l, kind, m, values[base + j]) for j, m in enumerate(FEATURE_METRICS)]
-        nd = len(_DETAIL_KEYS)
-        nc1_info[(l, kind)] = NC1Details._from(values[tail_start + nd * slot[i] :][:nd])
+        if details:
+            nc1_info[(l, kind)] = NC1Details._from(values[tail_start + nd * slot[i] :][:nd])
         if kind == "post":
             rows.append((l, "weight", "nc3", values[table.numel() + l - 1]))
     tail = values[table.numel() + L :]
@@ -919,7 +956,7 @@ def nc1_layer_details(
     "every layer has collapsed" test: it fails when a layer's class means have not separated
     along a direction the NC1 cut-off dropped.
     """
-    return _layer_rows(model, features)[1]
+    return _layer_rows(model, features, details=True)[1]
 
 
 def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
@@ -937,7 +974,7 @@ def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
     if kind not in ("pre", "post", "both"):
         raise ParameterError("kind", kind, "'pre', 'post' or 'both'")
     with torch.no_grad():
-        rows, info = _layer_rows(model)
+        rows, info = _layer_rows(model, details=True)
     kinds = ("pre", "post") if kind == "both" else (kind,)
     nc3 = {l: v for l, k, m, v in rows if k == "weight"}
     records: dict[tuple[int, str], dict] = {}
