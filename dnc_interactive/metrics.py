@@ -1007,7 +1007,17 @@ def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
 
 
 def _all_sets(model: DUFM, features: Features) -> list[tuple[int, str, Tensor]]:
+    """Every feature set as float64, after one check that all are finite (ValueError naming
+    the non-finite ones, as :func:`layer_metric_rows`)."""
     sets = [*_layer_sets(model, features), (model.config.L + 1, "output", features.output)]
+    named = [("Z" if k == "output" else _set_name(l, k), X) for l, k, X in sets]
+    ok = torch.stack([torch.isfinite(X).all() for _, X in named]).tolist()
+    bad = list(dict.fromkeys(n for (n, _), good in zip(named, ok, strict=True) if not good))
+    if bad:
+        raise ValueError(
+            f"the model's {', '.join(bad)} contain non-finite values (NaN or inf): the collapse"
+            " metrics are undefined for them (did the training diverge?)"
+        )
     return [(l, kind, _f64(X)) for l, kind, X in sets]
 
 
@@ -1146,7 +1156,8 @@ def output_scale_frame(model: DUFM, features: Features | None = None) -> pd.Data
     """
     features = _features(model, features)
     A, counts = _mean_operator(model.labels, model.config.K)
-    q = torch.diagonal(_f64(features.output) @ A).cpu()
+    Z = _all_sets(model, features)[-1][2]  # checks every feature set is finite
+    q = torch.diagonal(Z @ A).cpu()
     return pd.DataFrame(
         {
             "label": range(model.config.K),

@@ -298,6 +298,9 @@ def test_model_level_helpers_name_non_finite_tensors():
         m.layer_metric_rows(model)
     with pytest.raises(ValueError, match="W_2"):
         m.collapse_report(model)
+    for frame in (m.gram_frame, m.projection_frame, m.singular_value_frame, m.output_scale_frame):
+        with pytest.raises(ValueError, match=r"the model.s Z contain non-finite values"):
+            frame(model)
 
 
 # ====================================================================== NC1's cut-off
