@@ -275,8 +275,17 @@ class RealNetConfig:
         # the data first: the number of classes K sizes samples_per_class
         first = check_fields("RealNetConfig", _DATA_RULES, values)
         classes = first["classes"]
-        if classes is not None:
-            classes = data_mod.check_classes(first["dataset"], classes)
+        if classes is not None:  # labels of this dataset, at least 2, none twice
+            try:
+                classes = data_mod.check_classes(first["dataset"], classes)
+            except ValueError as exc:
+                raise ParameterError(
+                    "classes",
+                    classes,
+                    "a list of distinct class labels of the dataset",
+                    message=str(exc),
+                    owner="RealNetConfig",
+                ) from None
         set_(self, "dataset", first["dataset"])
         set_(self, "classes", classes)
         rest = check_fields("RealNetConfig", _OTHER_RULES, values, context={"K": self.K})

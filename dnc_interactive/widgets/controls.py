@@ -106,9 +106,19 @@ def lambda_criticals(config: DUFMConfig) -> tuple[float, float]:
     if not math.isfinite(t):
         return t, t
     lam_w = max(config.lambda_Ws)
-    with_h = config.lambda_H * t ** (L + 1) if config.lambda_H > 0 else math.inf
-    with_w = lam_w * t ** ((L + 1) / L) if lam_w > 0 else math.inf
+    with_h = _scaled(config.lambda_H, t, L + 1)
+    with_w = _scaled(lam_w, t, (L + 1) / L)
     return with_h, with_w
+
+
+def _scaled(lam: float, t: float, power: float) -> float:
+    """lam * t**power, inf when lam is 0 or the product overflows (tiny lambdas, deep L)."""
+    if lam <= 0:
+        return math.inf
+    try:
+        return lam * t**power
+    except OverflowError:
+        return math.inf
 
 
 def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int = 250) -> str:

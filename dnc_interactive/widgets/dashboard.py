@@ -508,7 +508,12 @@ class Dashboard:
             self.session.error = one_line(exc)
             self._refresh_status()
             return
-        self._sync_controls()
+        try:
+            self._sync_controls()
+        except Exception as exc:  # a gauge or chart that cannot be drawn: said, not raised
+            self._syncing = False
+            self.session.error = one_line(exc)
+            self._refresh_status()
 
     def _on_preset(self, change: dict[str, Any]) -> None:
         if self._syncing or change["new"] == ctl.CUSTOM:
