@@ -3,13 +3,16 @@
 import json
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
+import torch
 
 from dnc_interactive import theory
 from dnc_interactive.cli import main
 from dnc_interactive.config import DUFMConfig
+from dnc_interactive.validation import available_cores
 
 SMALL = ["--samples-per-class", "10", "--width", "16", "--depth", "2", "--dtype", "float64"]
 
@@ -134,6 +137,86 @@ def test_bad_flags_exit_2_with_one_line_naming_the_flag(argv, flag, capsys):
     assert code == 2
     assert len(err.splitlines()) == 1, err
     assert flag in err
+
+
+HUGE = "99999999999999999999"
+MODEL_FLAGS_BAD = [
+    ("--classes", ["1", "0", "-1", "100000", HUGE, "x", "2.0"]),
+    ("--samples-per-class", ["0", "5,0", "500000", HUGE, "1,2,3", "x", "1e3"]),
+    ("--depth", ["0", "100000000", HUGE, "1e3"]),
+    ("--width", ["0", "10000000", HUGE, "8,8", "x"]),
+    ("--lambda-h", ["-1", "nan", "inf", "1e308", "x"]),
+    ("--lambda-w", ["-1", "1,2", "nan", "1e308", "-inf"]),
+    ("--activation", ["tanh", ""]),
+    ("--loss", ["hinge"]),
+    ("--init-scale", ["0", "-1", "inf", "1e308"]),
+    ("--seed", ["-1", HUGE]),
+    ("--dtype", ["half", "float16"]),
+    ("--device", ["gpu0", "cuda:99999", "meta", "cuda:x"]),
+]
+TRAIN_FLAGS_BAD = [
+    ("--recipe", ["bogus"]),
+    ("--lr", ["-0.1", "0", "nan", "inf", "1e308"]),
+    ("--optimizer", ["rmsprop"]),
+    ("--momentum", ["1", "-0.5", "nan", "1e308"]),
+    ("--steps", ["-5", "1000000000000", HUGE]),
+    ("--tol", ["0", "-1", "nan", "inf"]),
+    ("--max-steps", ["0", "1000000000000"]),
+    ("--polish", ["-1", "1000000000"]),
+    ("--record-every", ["0", "1000000000000"]),
+    ("--threads", ["0", "100000", str(available_cores() + 1)]),
+    ("--out", ["x.txt", "/dev/null/x.csv", "/"]),
+]
+BAD_CASES = [
+    (cmd, flag, value)
+    for cmd, table in (("train", MODEL_FLAGS_BAD + TRAIN_FLAGS_BAD), ("theory", MODEL_FLAGS_BAD))
+    for flag, bad in table
+    for value in bad
+]
+if not torch.cuda.is_available():
+    BAD_CASES += [("train", "--device", "cuda"), ("theory", "--device", "cuda")]
+
+
+@pytest.mark.parametrize("cmd, flag, value", BAD_CASES)
+def test_every_flag_refuses_bad_and_huge_values_before_any_work(cmd, flag, value, capsys):
+    t0 = time.perf_counter()
+    try:
+        code = main([cmd, f"{flag}={value}", "--json", *(["--quiet"] if cmd == "train" else [])])
+    except SystemExit as exc:  # argparse-level errors
+        code = exc.code
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2, (code, err)
+    assert len(err.splitlines()) == 1 and flag in err, err
+    assert captured.out == ""  # nothing ran
+    assert time.perf_counter() - t0 < 5  # refused up front, not after a run
+
+
+def test_the_reported_flag_values_are_refused_up_front(tmp_path, capsys, monkeypatch):
+    import dnc_interactive.training as training
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a Trainer was built before the flags were checked")
+
+    monkeypatch.setattr(training, "Trainer", no_training)
+    for argv in (
+        ["--threads", "100000"],
+        ["--out", "/dev/null/x.csv"],
+        ["--out", str(tmp_path)],
+        ["--lambda-h", "1e308"],
+        ["--samples-per-class", "500000"],
+        ["--steps", "1000000000000"],
+    ):
+        assert main(["train", *argv, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"argument {argv[0]}:" in err and len(err.strip().splitlines()) == 1
+
+
+def test_threads_up_to_the_cores_and_a_new_out_folder_are_accepted(tmp_path, capsys):
+    out = tmp_path / "new" / "h.csv"
+    argv = ["train", *SMALL, "--steps", "10", "--quiet", "--threads", str(available_cores())]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert pd.read_csv(out)["step"].max() == 10
 
 
 def test_diverging_run_exits_nonzero_and_says_why(capsys):
