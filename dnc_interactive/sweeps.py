@@ -82,6 +82,7 @@ from torch import Tensor
 
 from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
+from dnc_interactive.diagnosis import excess_falling
 from dnc_interactive.model import DTYPES, DUFM
 from dnc_interactive.training import FALLBACK_STARTS, Recipe, Trainer, relative_gap
 from dnc_interactive.validation import ParameterError, check_grid_size
@@ -542,7 +543,10 @@ def run_batch(
         bt = BatchedTrainer(configs, recipes, record_every=record_every).run(steps)
         summaries = [bt.summary(b) for b in range(len(items))]
         models = [bt.model(b) for b in range(len(items))]
-        starts = _fallback_restarts(configs, recipes, summaries, models, steps, record_every)
+        stalled = [_stalled(bt, b, recipes[b], record_every) for b in range(len(items))]
+        starts = _fallback_restarts(
+            configs, recipes, summaries, models, stalled, steps, record_every
+        )
         per = (time.perf_counter() - t0) / len(items)
         out = []
         for b, it in enumerate(items):
@@ -588,31 +592,40 @@ def run_batch(
             torch.set_num_threads(old)
 
 
+def _stalled(bt: BatchedTrainer, b: int, recipe: Recipe, record_every: int) -> bool:
+    """Configuration ``b`` of ``bt`` ended stalled above L* (the trainer's stall criterion)."""
+    window = max(1, recipe.stall_steps // record_every)
+    losses = [row[b] for row in bt.losses]
+    gap = relative_gap(losses[-1], bt.optimal[b]) if losses else math.nan
+    if bt.steps < recipe.stall_steps or not gap > recipe.stall_gap:
+        return False
+    return not excess_falling(losses, bt.optimal[b], window, by=0.1)
+
+
 def _fallback_restarts(
     configs: list[DUFMConfig],
     recipes: list[Recipe],
     summaries: list[dict[str, Any]],
     models: list[DUFM],
+    stalled: list[bool],
     steps: int,
     record_every: int,
 ) -> list[int]:
     """The robust recipe's restarts for a batch (theory §8); updates summaries and models.
 
-    A configuration whose gradient-descent run ended more than its recipe's ``stall_gap``
-    above L* is trained again from each fallback start (:data:`~.training.FALLBACK_STARTS`, as
-    many as its ``restarts``), all such configurations of the chunk in one batch per start, each
-    with the full ``steps`` budget; the lowest loss is kept. Returns the start index kept per
-    configuration (0: the first start).
+    A configuration whose run *stalled* (the trainer's criterion, :func:`_stalled`: by its end
+    the excess loss over L* fell by less than 10 % over the last ``stall_steps`` steps while
+    more than ``stall_gap`` above L*) is trained again from each fallback start
+    (:data:`~.training.FALLBACK_STARTS`, as many as its ``restarts``), all such configurations
+    of the chunk in one batch per start, each with the full ``steps`` budget; the lowest loss
+    is kept. Returns the start index kept per configuration (0: the first start).
     """
     kept = [0] * len(configs)
     for i, start in enumerate(FALLBACK_STARTS, start=1):
         todo = [
             b
             for b, (r, s) in enumerate(zip(recipes, summaries, strict=True))
-            if r.optimizer == "gd"
-            and r.restarts >= i
-            and s["status"] != "diverged"
-            and s["relative_gap"] > r.stall_gap
+            if r.optimizer == "gd" and r.restarts >= i and s["status"] != "diverged" and stalled[b]
         ]
         if not todo:
             break
@@ -639,6 +652,7 @@ def _fallback_restarts(
         bt = BatchedTrainer(again, fallback, record_every=record_every).run(steps)
         for j, b in enumerate(todo):
             s = bt.summary(j)
+            stalled[b] = _stalled(bt, j, recipes[b], record_every)
             if s["status"] != "diverged" and s["loss"] < summaries[b]["loss"]:
                 summaries[b] = s
                 models[b] = DUFM(configs[b]).load_matrices(*bt.matrices(j))
