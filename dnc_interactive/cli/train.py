@@ -111,10 +111,10 @@ def _make_trainer(args: argparse.Namespace, config) -> Trainer:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check(args)  # every flag before torch is even imported: a bad one costs nothing
+    config = common.config_from_args(args)
     from dnc_interactive import metrics, theory
 
-    _check(args)
-    config = common.config_from_args(args)
     if args.threads:
         import torch
 
