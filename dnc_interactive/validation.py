@@ -829,11 +829,11 @@ def budget_for(device: str | None) -> Budget:
         return b
     import sys
 
-    torch = sys.modules.get("torch")
-    if torch is None:  # a CUDA device needs torch anyway; "auto" without torch loaded: CPU
-        if device == "auto":
-            return b
-        import torch
+    loaded = sys.modules.get("torch")
+    if loaded is None and device == "auto":  # "auto" without torch loaded: CPU
+        return b
+    import torch  # a CUDA device needs torch anyway (already imported in the other case)
+
     try:
         if not torch.cuda.is_available():
             return b
