@@ -162,7 +162,7 @@ def _executor(args: argparse.Namespace) -> tuple[Any, Callable[[bool], None] | N
             return client.get_executor(), close
         try:
             client = Client(args.dask, timeout=30)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # unreachable, or not an address (bad scheme)
             raise common.UsageError(f"argument --dask: cannot reach {args.dask!r}: {exc}") from None
         return client.get_executor(), lambda now: client.close()
     if args.workers and args.workers > 1:
