@@ -15,7 +15,7 @@ change to the objective), with restarts:
    plain-GD run is spent letting weight decay shrink the excess initial norm at a rate
    ~ lr * lambda per step; momentum multiplies that rate by 1 / (1 - momentum).
 2. if that start *stalls* (its excess loss over L* falls by less than 10 % per ``stall_steps``
-   steps while still more than ``stall_gap`` above L*), up to ``restarts`` fallback starts
+   (450) steps while still more than ``stall_gap`` above L*), up to ``restarts`` fallback starts
    (:data:`FALLBACK_STARTS`): a *careful start*, a larger H1 (std 0.5) with a small learning
    rate (0.05) and momentum 0.9 (raised to 0.99 once the gap is below 1 %), i.e. close to
    gradient flow; a *tiny start* (H1 std 0.03, the fast schedule); a second careful start
@@ -127,7 +127,7 @@ class Recipe:
     blowup: float = 100.0
     restarts: int = 3
     stall_gap: float = 1e-3
-    stall_steps: int = 300
+    stall_steps: int = 450
 
     @classmethod
     def named(cls, name: str) -> Recipe:
