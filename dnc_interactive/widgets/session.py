@@ -68,6 +68,8 @@ COLLAPSE_TOL = 1e-3
 #: Most seconds of compute in one piece of a play task, between two awaits on the event loop
 #: (a piece that holds a metrics record may take longer; it runs on the worker thread).
 YIELD_SECONDS = 0.05
+#: While playing a big model, the diagnosis is refreshed (on the worker) at most this often.
+DIAGNOSIS_SECONDS = 0.5
 #: While playing at a fixed speed, the listeners hear of progress inside a long tick (a big
 #: model at 200 steps per update) at least this often.
 HEARTBEAT_SECONDS = 1.0
@@ -169,6 +171,7 @@ class TrainingSession:
         self.markers: list[tuple[int, str]] = []  # (step, diagnosis code) where it changed
         self._diagnosis: Diagnosis | None = None
         self._diagnosis_step: tuple[int, int] | None = None
+        self._diagnosis_time = 0.0
         try:
             self.trainer = self._build()
         except ValueError:
@@ -482,9 +485,7 @@ class TrainingSession:
             await asyncio.sleep(0)
             return
         threads = torch.get_num_threads()
-        cf = _pool().submit(
-            _in_worker, threads, self._advance, n, align, None, YIELD_SECONDS, tr, gen
-        )
+        cf = _pool().submit(_in_worker, threads, self._piece_and_diagnosis, n, align, tr, gen)
         self._inflight = cf
         try:
             await asyncio.wrap_future(cf)
@@ -493,6 +494,12 @@ class TrainingSession:
                 with contextlib.suppress(Exception):
                     await asyncio.wait([asyncio.wrap_future(cf)])
             raise
+
+    def _piece_and_diagnosis(self, n: int, align: bool, tr: Trainer, gen: int) -> None:
+        """On the worker thread: one piece of training, then the diagnosis of the new state."""
+        self._advance(n, align, None, YIELD_SECONDS, tr, gen)
+        if gen == self.generation:
+            self._track_diagnosis(tr)
 
     def _join(self) -> None:
         """Block until the play task's piece in flight (if any) has finished."""
@@ -587,11 +594,28 @@ class TrainingSession:
         for f in list(self.on_update):
             f(self, rows, final)
 
-    def _track_diagnosis(self) -> None:
-        """Re-diagnose after new steps; a change of code becomes a marker (an "event" row)."""
+    def _track_diagnosis(self, trainer: Trainer | None = None) -> None:
+        """Re-diagnose after new steps; a change of code becomes a marker (an "event" row).
+
+        A diagnosis reads the whole model (~0.1 s at the largest one): while playing a big
+        model it is made on the worker thread after each piece (``trainer`` given), and the
+        event loop's thread keeps the latest one while a piece is in flight, so neither a
+        Pause click nor the status line waits for it (nor reads a model being stepped)."""
         tr = self.trainer
+        if trainer is not None and trainer is not tr:
+            return  # a stale trainer's piece, after a reset
         if self._diagnosis is not None and self._diagnosis_step == (id(tr), tr.steps):
             return
+        cached = self._diagnosis_step is not None and self._diagnosis_step[0] == id(tr)
+        if cached and trainer is None:
+            busy = self._inflight is not None and not self._inflight.done()
+            heavy = self.playing and self._piece_max > YIELD_SECONDS / 2
+            if busy or heavy:
+                return  # the worker steps (and diagnoses) this model: the latest one stands
+        if cached and trainer is not None:
+            if time.perf_counter() - self._diagnosis_time < DIAGNOSIS_SECONDS:
+                return  # on the worker: at most every DIAGNOSIS_SECONDS of play
+        self._diagnosis_time = time.perf_counter()
         try:
             d = tr.diagnosis()
         except Exception:  # a diagnosis never breaks the page
@@ -601,9 +625,10 @@ class TrainingSession:
         self._diagnosis, self._diagnosis_step = d, (id(tr), tr.steps)
         if not fresh and d.code != previous and d.code in DIAGNOSIS_CODES:
             self.markers.append((tr.steps, d.code))
-            self._pending.append(
-                (tr.steps, 0, "event", "diagnosis", float(DIAGNOSIS_CODES.index(d.code)))
-            )
+            with self._lock:
+                self._pending.append(
+                    (tr.steps, 0, "event", "diagnosis", float(DIAGNOSIS_CODES.index(d.code)))
+                )
 
     @property
     def diagnosis(self) -> Diagnosis:
