@@ -55,6 +55,15 @@ from dnc_interactive import diagnosis as _diagnosis
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM, loss_and_grad
+from dnc_interactive.validation import (
+    LEARNING_RATE,
+    MOMENTUM,
+    Bool,
+    Int,
+    OneOf,
+    Real,
+    check_fields,
+)
 
 HISTORY_COLUMNS = ("step", "layer", "kind", "metric", "value")
 OPTIMIZERS = ("gd", "adam")
@@ -147,37 +156,25 @@ class Recipe:
         return (self.first_start(), *FALLBACK_STARTS[: self.restarts])
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer={self.optimizer!r} is not valid: expected one of {OPTIMIZERS}"
-            )
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} is not valid: expected a finite float > 0")
-        for name in ("momentum", "momentum_boost"):
-            v = getattr(self, name)
-            if v is None and name == "momentum_boost":
-                continue
-            if not (isinstance(v, (int, float)) and 0 <= v < 1):
-                raise ValueError(f"{name}={v!r} is not valid: expected a float in [0, 1)")
-        if not (isinstance(self.boost_gap, (int, float)) and self.boost_gap >= 0):
-            raise ValueError(f"boost_gap={self.boost_gap!r} is not valid: expected a float >= 0")
-        if not (isinstance(self.blowup, (int, float)) and self.blowup > 1):
-            raise ValueError(f"blowup={self.blowup!r} is not valid: expected a float > 1")
-        if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
-            raise ValueError(f"max_retries={self.max_retries!r} is not valid: expected an int >= 0")
-        if not (
-            isinstance(self.restarts, int)
-            and not isinstance(self.restarts, bool)
-            and 0 <= self.restarts <= len(FALLBACK_STARTS)
-        ):
-            raise ValueError(
-                f"restarts={self.restarts!r} is not valid: expected an int in"
-                f" [0, {len(FALLBACK_STARTS)}]"
-            )
-        if not (isinstance(self.stall_gap, (int, float)) and self.stall_gap > 0):
-            raise ValueError(f"stall_gap={self.stall_gap!r} is not valid: expected a float > 0")
-        if not (isinstance(self.stall_steps, int) and self.stall_steps >= 1):
-            raise ValueError(f"stall_steps={self.stall_steps!r} is not valid: expected an int >= 1")
+        values = check_fields("Recipe", RULES, {name: getattr(self, name) for name in RULES})
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+#: The constraints of every Recipe field (one table, see dnc_interactive.validation).
+RULES = {
+    "optimizer": OneOf(OPTIMIZERS),
+    "lr": LEARNING_RATE,
+    "momentum": MOMENTUM,
+    "momentum_boost": MOMENTUM.but(optional=True),
+    "boost_gap": Real(ge=0, cap=1e30),
+    "guard": Bool(),
+    "max_retries": Int(ge=0, cap=64),
+    "blowup": Real(gt=1, cap=1e30),
+    "restarts": Int(ge=0, le=len(FALLBACK_STARTS)),
+    "stall_gap": Real(gt=0, cap=1e30),
+    "stall_steps": Int(ge=1, cap=10**9),
+}
 
 
 #: Named recipes (theory §8 and the README's recipe table say which reaches what).
