@@ -629,26 +629,8 @@ def _fallback_restarts(
         ]
         if not todo:
             break
-        with warnings.catch_warnings():  # the narrow-width note was given for the first start
-            warnings.simplefilter("ignore")
-            again = [
-                configs[b].replace(
-                    seed=configs[b].seed + start.seed_offset,
-                    init_scale=start.init_scale or configs[b].init_scale,
-                )
-                for b in todo
-            ]
-        fallback = [
-            dataclasses.replace(
-                recipes[b],
-                lr=start.lr,
-                momentum=start.momentum,
-                momentum_boost=start.momentum_boost,
-                boost_gap=start.boost_gap,
-                restarts=0,
-            )
-            for b in todo
-        ]
+        again = [start.config_for(configs[b]) for b in todo]
+        fallback = [start.recipe_for(recipes[b]) for b in todo]
         bt = BatchedTrainer(again, fallback, record_every=record_every).run(steps)
         for j, b in enumerate(todo):
             s = bt.summary(j)

@@ -88,6 +88,26 @@ class Start:
     boost_gap: float
     seed_offset: int = 0
 
+    def config_for(self, config: DUFMConfig) -> DUFMConfig:
+        """``config`` with this start's seed offset and H1 scale (no narrow-width warning)."""
+        with warnings.catch_warnings():  # the note was given when ``config`` was built
+            warnings.simplefilter("ignore")
+            return config.replace(
+                seed=config.seed + self.seed_offset,
+                init_scale=self.init_scale or config.init_scale,
+            )
+
+    def recipe_for(self, recipe: Recipe) -> Recipe:
+        """``recipe`` with this start's optimiser settings and no further restarts."""
+        return dataclasses.replace(
+            recipe,
+            lr=self.lr,
+            momentum=self.momentum,
+            momentum_boost=self.momentum_boost,
+            boost_gap=self.boost_gap,
+            restarts=0,
+        )
+
 
 #: The starts tried, in order, after a stalled first start (theory §8): a careful start (larger
 #: H1, small learning rate) for the collapsed optimum below the threshold, a tiny start (H1 std
@@ -631,15 +651,7 @@ class Trainer(RecordedHistory):
             self._best = (self.loss, [p.clone() for p in self._params], self.attempt)
         self.attempt += 1
         start = self.recipe.starts()[self.attempt]
-        cfg = self.config
-        with warnings.catch_warnings():  # the narrow-width note was already given
-            warnings.simplefilter("ignore")
-            fresh = DUFM(
-                cfg.replace(
-                    seed=cfg.seed + start.seed_offset,
-                    init_scale=start.init_scale or cfg.init_scale,
-                )
-            )
+        fresh = DUFM(start.config_for(self.config))
         for p, new in zip(self._params, [fresh.H1.data, *[W.data for W in fresh.W]], strict=True):
             p.copy_(new.to(p.device))
         for b in (*self._state, *self._state2):
