@@ -60,6 +60,22 @@ FEATURE_METRICS: tuple[str, ...] = (
     "mean_norm",
 )
 
+#: Imbalance-aware metrics emitted per layer and kind ("pre"/"post") by
+#: ``layer_metric_rows(extended=True)`` (theory §3.7, §3.8): :func:`nc2_general_orth`,
+#: :func:`cdnv` and the largest pairwise CDNV.
+EXTENDED_METRICS: tuple[str, ...] = ("nc2_general_orth", "cdnv", "cdnv_max")
+
+#: Per-class metrics emitted per layer and kind by ``layer_metric_rows(extended=True)``, one
+#: row ``f"{name}_{k}"`` per class k (:func:`class_metric`; theory §3.9): the per-class NC1
+#: (:func:`nc1_per_class`), per-class CDNV (:func:`cdnv_per_class`) and the norm ||mu_k||.
+CLASS_METRICS: tuple[str, ...] = ("nc1_class", "cdnv_class", "norm_class")
+
+
+def class_metric(name: str, k: int) -> str:
+    """The history name of per-class metric ``name`` for class ``k``: ``f"{name}_{k}"``
+    (``nc1_class_0``, ``nc3_class_1``, ...; theory §3.9)."""
+    return f"{name}_{k}"
+
 
 # ====================================================================== input handling
 def _f64(t: Tensor) -> Tensor:
@@ -219,6 +235,16 @@ def _centre(M: Tensor) -> Tensor:
     return M - M.mean(dim=-1, keepdim=True)
 
 
+def _nc1_keep(s: Tensor, rcond: float, rmax: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(s^2, kept, structural) masks of NC1's cut-off (see :func:`_nc1_core`): direction i is
+    structural iff i < rmax and kept iff also s_i^2 > rcond s_1^2."""
+    s2 = s * s
+    index = torch.arange(s.shape[-1], device=s.device)
+    structural = index < rmax[..., None]
+    keep = (s2 > rcond * s2[..., :1]) & structural
+    return s2, keep, structural
+
+
 def _nc1_core(
     s: Tensor, quad: Tensor, rcond: float, rmax: Tensor, details: bool = True
 ) -> dict[str, Tensor]:
@@ -237,11 +263,8 @@ def _nc1_core(
     variance lies along them. ``nc1 + hidden`` can only be small if the classes have
     separated in every direction the means could span. ``details=False``: ``nc1`` only.
     """
-    s2 = s * s
+    s2, keep, structural = _nc1_keep(s, rcond, rmax)
     top = s2[..., :1]
-    index = torch.arange(s.shape[-1], device=s.device)
-    structural = index < rmax[..., None]
-    keep = (s2 > rcond * top) & structural
     val = torch.where(keep, quad / torch.where(keep, s2, torch.ones_like(s2)), 0.0).sum(-1)
     defined = top[..., 0] > 0
     if not details:
@@ -337,6 +360,86 @@ def _nc4_core(X: Tensor, M: Tensor, Z: Tensor) -> Tensor:
     return (Z.argmax(dim=0) != ncc).to(F64).mean()
 
 
+# ---------------------------------------------------------------- imbalance-aware cores
+# theory §3.7-§3.9: CDNV, the general orthogonal frame and per-class NC1 / NC3. Every class
+# counts once, whatever its size or norm, so a minority class is never averaged away.
+def _unit_columns(A: Tensor) -> Tensor:
+    """The columns of A divided by their norms; a zero column stays 0.
+
+    Scale-safe and exact in the scaling: each column is first divided by a power of two near
+    its own largest entry (so a column 1e-200 times smaller than the others keeps its
+    direction)."""
+    peak = A.abs().amax(dim=-2, keepdim=True)
+    _, e = torch.frexp(peak)
+    B = A / torch.where(peak > 0, torch.exp2((e - 1).to(A.dtype)), torch.ones_like(peak))
+    n = torch.linalg.vector_norm(B, dim=-2, keepdim=True)
+    return torch.where(n > 0, B / torch.where(n > 0, n, torch.ones_like(n)), 0.0)
+
+
+def _nonzero(A: Tensor) -> Tensor:
+    return (A != 0).flatten(-2).any(-1)
+
+
+def _nc2_general_orth_core(M: Tensor) -> Tensor:
+    """sqrt(mean_{c != c'} cos^2(mu_c, mu_c')), cos = 0 next to a zero column; nan for M = 0."""
+    K = M.shape[-1]
+    U = _unit_columns(M)
+    C = U.mT @ U
+    off = ~torch.eye(K, dtype=torch.bool, device=M.device)
+    val = (torch.where(off, C, 0.0).pow(2).sum((-2, -1)) / (K * (K - 1))).sqrt()
+    return torch.where(_nonzero(M), val, _nan_like(val))
+
+
+def _nc3_class_core(W: Tensor, M: Tensor) -> Tensor:
+    """(..., K): ||w_k/||w_k|| - mu_k/||mu_k||||, a zero row / column counting as the 0 vector."""
+    return torch.linalg.vector_norm(_unit_columns(W.mT) - _unit_columns(M), dim=-2)
+
+
+def _nc3_general_core(per_class: Tensor, W: Tensor, M: Tensor) -> Tensor:
+    val = per_class.pow(2).mean(-1).sqrt()
+    return torch.where(_nonzero(W) & _nonzero(M), val, _nan_like(val))
+
+
+def _nc1_class_core(
+    U: Tensor, s: Tensor, P2: Tensor, A: Tensor, rcond: float, rmax: Tensor
+) -> Tensor:
+    """(..., K) per-class NC1 tr(Sigma_W^(k) Sigma_B^+)/K, Sigma_W^(k) the class-k covariance.
+
+    ``P2 = (U^T R)^2`` (..., r, N) holds the squared projections of the residuals on the left
+    singular vectors of Mbar; ``A`` (N, K) averages over each class. Same cut-off as NC1, so
+    ``sum_k (n_k/N) nc1_class_k = nc1``.
+    """
+    s2, keep, _ = _nc1_keep(s, rcond, rmax)
+    inv = torch.where(keep, 1.0 / torch.where(keep, s2, torch.ones_like(s2)), 0.0)
+    val = (inv[..., None] * P2).sum(-2) @ A
+    return torch.where(s2[..., :1] > 0, val, _nan_like(val))
+
+
+def _cdnv_core(M: Tensor, R: Tensor, A: Tensor) -> Tensor:
+    """(..., K, K) CDNV matrix (Var_i + Var_j) / (2 ||mu_i - mu_j||^2), 0 on the diagonal and
+    nan where two means coincide. ``R`` = X - M[:, y] (..., d, N), ``A`` (N, K) the class
+    averaging operator, so Var_k = mean_{i in k} ||r_i||^2."""
+    K = M.shape[-1]
+    var = R.pow(2).sum(-2) @ A
+    D2 = (M[..., :, :, None] - M[..., :, None, :]).pow(2).sum(-3)
+    num = 0.5 * (var[..., :, None] + var[..., None, :])
+    C = torch.where(D2 > 0, num / torch.where(D2 > 0, D2, torch.ones_like(D2)), math.nan)
+    eye = torch.eye(K, dtype=torch.bool, device=M.device)
+    return torch.where(eye, 0.0, C)
+
+
+def _cdnv_summary(C: Tensor) -> dict[str, Tensor]:
+    """Mean over the pairs i != j (``cdnv``), the largest pair (``cdnv_max``) and the per-class
+    row means ``cdnv_class`` (..., K) of a CDNV matrix; nan propagates."""
+    K = C.shape[-1]
+    off = ~torch.eye(K, dtype=torch.bool, device=C.device)
+    return {
+        "cdnv": C.sum((-2, -1)) / (K * (K - 1)),
+        "cdnv_max": torch.where(off, C, -math.inf).amax((-2, -1)),
+        "cdnv_class": C.sum(-1) / (K - 1),
+    }
+
+
 def _same(A: Tensor) -> Tensor:
     return A
 
@@ -351,6 +454,7 @@ def _feature_cores(
     *,
     scaled: bool = True,
     details: bool = True,
+    extended: bool = False,
 ) -> dict:
     """Per-layer feature metrics of a batch (B, d, N) of float64 feature matrices.
 
@@ -362,6 +466,8 @@ def _feature_cores(
     (the power of two the features were divided by), the scaled class means
     ``M`` = (X / scale) @ A and their SVD (UM, sM). ``scaled=False`` skips the scaling (for
     entries known to lie far from overflow and underflow; the values are bitwise the same).
+    ``extended`` adds the imbalance-aware and per-class metrics of theory §3.7-§3.9:
+    ``nc2_general_orth``, ``cdnv``, ``cdnv_max`` (B,) and ``nc1_class``, ``cdnv_class`` (B, K).
     """
     N, K = A.shape
     B = X.shape[0]
@@ -376,7 +482,8 @@ def _feature_cores(
     Mbar = _centre(M)
     Us, ss, _ = torch.linalg.svd(torch.cat([Mbar, M]), full_matrices=False)  # one LAPACK batch
     U, s, UM, sM = Us[:B], ss[:B], Us[B:], ss[B:]
-    quad = (U.mT @ R).pow(2).sum(-1) / N
+    P2 = (U.mT @ R).pow(2)
+    quad = P2.sum(-1) / N
     Mbu = unit(Mbar)  # the centred means can be much smaller than the samples
     if dims is None:
         dims = torch.full((B,), X.shape[-2], device=X.device)
@@ -397,13 +504,19 @@ def _feature_cores(
     }
     if details:
         out.update(_separation_core(Mbu, rcond))
+    if extended:
+        out["nc2_general_orth"] = _nc2_general_orth_core(M)
+        out["nc1_class"] = _nc1_class_core(U, s, P2, A, rcond, rmax)
+        out.update(_cdnv_summary(_cdnv_core(M, R, A)))
     return out
 
 
-def _one_shot_cores(X: Tensor, y: Tensor, num_classes: int | None, rcond: float) -> dict:
+def _one_shot_cores(
+    X: Tensor, y: Tensor, num_classes: int | None, rcond: float, extended: bool = False
+) -> dict:
     X, y, K = _check_xy(X, y, num_classes)
     A, _ = _mean_operator(y, K)
-    return _feature_cores(X[None], A, _onehot_rows(y, K), rcond, RANK_RTOL)
+    return _feature_cores(X[None], A, _onehot_rows(y, K), rcond, RANK_RTOL, extended=extended)
 
 
 # ====================================================================== one-shot metrics
@@ -636,6 +749,141 @@ def gram(M: Tensor) -> Tensor:
     return G / n if float(n) > 0 else G
 
 
+# ====================================================================== imbalance-aware metrics
+# theory §3.7 (CDNV), §3.8 (the general orthogonal frame) and §3.9 (per-class breakdown). The
+# balanced definitions above stay as they are; these sit next to them.
+def cdnv_matrix(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
+    """Class-distance normalised variance of every pair of classes, (K, K) float64 (theory §3.7).
+
+    ``CDNV_ij = (Var_i + Var_j) / (2 ||mu_i - mu_j||^2)`` for i != j (Galanti et al. 2022,
+    [S16]), with ``Var_k = (1/n_k) sum_{i: y_i = k} ||x_i - mu_k||^2`` the mean squared
+    distance of class k's samples to their mean. Symmetric; the diagonal is 0 by convention
+    (the CDNV is defined for i != j only); an entry is ``nan`` where the two means coincide.
+    Scale-invariant and computed scale-safely.
+
+    Raises:
+        ValueError: non-finite or empty ``X``, fewer than 2 classes, bad labels, an empty class.
+    """
+    X, y, K = _check_xy(X, y, num_classes)
+    A, _ = _mean_operator(y, K)
+    X = _unit(X)
+    M = X @ A
+    return _cdnv_core(M, X - M[:, y], A)
+
+
+def cdnv(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
+    """Mean CDNV over the pairs of classes (theory §3.7; Galanti et al. 2022 [S16]).
+
+    ``cdnv = (1/(K(K-1))) sum_{i != j} CDNV_ij`` with CDNV_ij as in :func:`cdnv_matrix`. It
+    tends to 0 under NC1; unlike NC1 every pair counts alike, whatever the class sizes.
+    ``nan`` when two class means coincide. Raises as :func:`cdnv_matrix`.
+    """
+    return float(_cdnv_summary(cdnv_matrix(X, y, num_classes))["cdnv"])
+
+
+def cdnv_per_class(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
+    """Per-class CDNV ``(1/(K-1)) sum_{j != k} CDNV_kj``, (K,) float64 (theory §3.7, §3.9).
+
+    The row means of :func:`cdnv_matrix`: how far class k is from having collapsed relative
+    to its distance to the other classes. Their mean is :func:`cdnv`.
+    """
+    return _cdnv_summary(cdnv_matrix(X, y, num_classes))["cdnv_class"]
+
+
+def nc1_per_class(
+    X: Tensor, y: Tensor, rcond: float = NC1_RCOND, num_classes: int | None = None
+) -> Tensor:
+    """Per-class NC1 ``tr(Sigma_W^(k) Sigma_B^+) / K``, (K,) float64 (theory §3.9).
+
+    ``Sigma_W^(k) = (1/n_k) sum_{i: y_i = k} (x_i - mu_k)(x_i - mu_k)^T`` is class k's own
+    covariance and Sigma_B^+ is NC1's pseudo-inverse with the same relative cut-off
+    ``rcond`` (theory §3.2). Since ``Sigma_W = sum_k (n_k/N) Sigma_W^(k)``,
+    ``nc1 = sum_k (n_k/N) nc1_per_class[k]``: NC1 weights a class by its size, so a
+    5-sample class that has not collapsed barely moves it; this breakdown shows it.
+    ``nan`` (every entry) when all class means are equal.
+    """
+    rcond = _check_tolerance("rcond", rcond)
+    return _one_shot_cores(X, y, num_classes, rcond, extended=True)["nc1_class"][0]
+
+
+def nc2_general_orth(M: Tensor) -> float:
+    """General-orthogonal-frame error ``sqrt(mean_{c != c'} cos^2(mu_c, mu_c'))`` (theory §3.8).
+
+    Uncentred, like :func:`nc2_orthogonal`, but the norms are free: 0 iff the class means are
+    mutually orthogonal, whatever their lengths (the imbalanced optimum of theory §6.1, where
+    ``M_l^T M_l = diag(b_{l,k}^2)``; Dang et al.'s "general orthogonal frame" [S14]). Every
+    pair of classes counts alike, whatever the norms. A zero column (a class collapsed to 0,
+    theory §6.2) is orthogonal to everything; ``nan`` for M = 0. Scale-safe per column.
+    """
+    return float(_nc2_general_orth_core(_check_means(M)))
+
+
+def _check_wm(W: Tensor, M: Tensor) -> tuple[Tensor, Tensor]:
+    W, M = _check_matrix("W", W), _check_means(M)
+    if W.shape != M.T.shape:
+        raise ValueError(f"W has shape {tuple(W.shape)} but M^T has shape {tuple(M.T.shape)}")
+    return W, M
+
+
+def nc3_per_class(W: Tensor, M: Tensor) -> Tensor:
+    """Per-class self-duality error ``|| w_k/||w_k|| - mu_k/||mu_k|| ||``, (K,) (theory §3.8).
+
+    ``W`` is the last layer W_L (K, d), ``w_k`` its row k, ``M`` the (d, K) post-activation
+    class means of its input. 0 iff classifier row k points along class mean k, whatever the
+    two lengths; 2 when they point in opposite directions. A zero row or column counts as the
+    zero vector (0 when both are 0: a class collapsed to 0, theory §6.2; 1 when only one is).
+    """
+    W, M = _check_wm(W, M)
+    return _nc3_class_core(W, M)
+
+
+def nc3_general(W: Tensor, M: Tensor) -> float:
+    """Imbalance-aware NC3 ``sqrt((1/K) sum_k || w_k/||w_k|| - mu_k/||mu_k|| ||^2)`` (theory §3.8).
+
+    The root mean square of :func:`nc3_per_class`: 0 iff ``W = D M^T`` for a diagonal D with
+    positive entries on the classes that have not collapsed. At the optimum of theory §6.1,
+    ``W_L = diag(q_k / b_{L,k}^2) M_L^T`` (theory §3.8), so this is 0 there for any class
+    sizes, while :func:`nc3_self_duality` (which asks for D proportional to I) is not. For
+    balanced classes at the optimum both are 0. ``nan`` if W or M is 0.
+    """
+    W, M = _check_wm(W, M)
+    return float(_nc3_general_core(_nc3_class_core(W, M), W, M))
+
+
+def norm_ratio_error(M: Tensor, target_norms: Tensor | Sequence[float]) -> float:
+    """Class-mean norms against a target profile, ``|| r/||r|| - t/||t|| ||`` (theory §3.8).
+
+    ``r_k = ||mu_k||`` are the norms of the columns of M (d, K) and ``t`` the K target norms,
+    e.g. the optimum's ``theory.layer_norms(config)[l - 1]`` (a_k for H_1, b_{l,k} for H_l).
+    Scale-invariant: only the ratios between classes matter. With
+    :func:`nc2_general_orth` it checks the whole general orthogonal frame of the imbalanced
+    optimum: orthogonal means *and* the predicted relative lengths. With equal targets it is
+    an uncentred equinorm. ``nan`` for M = 0.
+
+    Raises:
+        ValueError: ``target_norms`` is not K finite non-negative numbers with one > 0.
+    """
+    M = _check_means(M)
+    K = M.shape[1]
+    allowed = f"{K} finite numbers >= 0, not all 0 (one per column of M)"
+    try:
+        t = torch.as_tensor(target_norms, dtype=F64).to(M.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ParameterError("target_norms", target_norms, allowed) from None
+    if (
+        t.shape != (K,)
+        or not bool(torch.isfinite(t).all())
+        or bool((t < 0).any())
+        or not bool((t > 0).any())
+    ):
+        raise ParameterError("target_norms", target_norms, allowed)
+    r = torch.linalg.vector_norm(_unit(M), dim=0)
+    if not bool((r > 0).any()):
+        return math.nan
+    t = t / _pow2_scale(t[None])[0, 0]
+    return float(torch.linalg.vector_norm(r / r.norm() - t / t.norm()))
+
+
 # ====================================================================== streaming accumulator
 class CollapseAccumulator:
     """Streaming NC1/NC2 metrics over batches (torchmetrics-style: update / compute / reset).
@@ -850,9 +1098,10 @@ def _screen(named: list[tuple[str, Tensor]], batch: Tensor, batch_names: list[st
 
 
 def _layer_rows(
-    model: DUFM, features: Features | None = None, details: bool = False
+    model: DUFM, features: Features | None = None, details: bool = False, extended: bool = False
 ) -> tuple[list[tuple[int, str, str, float]], dict[tuple[int, str], NC1Details]]:
-    """:func:`layer_metric_rows` and, with ``details``, each feature set's NC1Details."""
+    """:func:`layer_metric_rows` (with ``extended``, its extended rows after the standard
+    ones) and, with ``details``, each feature set's NC1Details."""
     features = _features(model, features)
     cfg = model.config
     K, L = cfg.K, cfg.L
@@ -877,7 +1126,9 @@ def _layer_rows(
     scaled = _screen([*weights, ("Z", features.output)], batch, names)
     unit = _unit if scaled else _same
     dims = torch.tensor([u.shape[0] for u in unique], device=batch.device)
-    stats = _feature_cores(batch, A, E, NC1_RCOND, RANK_RTOL, dims, scaled=scaled, details=details)
+    stats = _feature_cores(
+        batch, A, E, NC1_RCOND, RANK_RTOL, dims, scaled=scaled, details=details, extended=extended
+    )
     table = torch.stack([stats[name] for name in FEATURE_METRICS], dim=1)  # (B, 8)
     extra = [torch.stack([stats[k] for k in _DETAIL_KEYS], dim=1).flatten()] if details else []
 
@@ -898,6 +1149,15 @@ def _layer_rows(
     Z = W_L @ X_L  # argmax only: any positive scale
     q = torch.diagonal(_f64(features.output) @ A)  # the model's own Z, as output_scale_frame
     out_vals = torch.cat([_nc4_core(X_L, M_L, Z)[None], q])
+    if extended:
+        norms = torch.linalg.vector_norm(stats["M"], dim=-2) * stats["scale"][..., 0]
+        ext = torch.cat(
+            [torch.stack([stats[k] for k in EXTENDED_METRICS], dim=1)]
+            + [stats["nc1_class"], stats["cdnv_class"], norms],
+            dim=1,
+        )  # (B, 3 + 3K), in the order of _extended_rows
+        per = _nc3_class_core(W_L, M_L)
+        extra += [ext.flatten(), _nc3_general_core(per, W_L, M_L)[None], per]
     values = torch.cat([table.flatten(), *weight_vals, out_vals, *extra]).tolist()
 
     n = len(FEATURE_METRICS)
@@ -915,12 +1175,32 @@ def _layer_rows(
     tail = values[table.numel() + L :]
     rows.append((L + 1, "output", "nc4", tail[0]))
     rows += [(L + 1, "output", f"q_{k}", tail[1 + k]) for k in range(K)]
+    if extended:
+        start = tail_start + (nd * len(unique) if details else 0)
+        rows += _extended_rows(sets, slot, values[start:], K, L)
     return rows, nc1_info
+
+
+def _extended_rows(
+    sets: list[tuple[int, str, Tensor]], slot: list[int], ext: list[float], K: int, L: int
+) -> list[tuple[int, str, str, float]]:
+    """The rows of ``layer_metric_rows(extended=True)`` after the standard ones, from the
+    flattened (B, 3 + 3K) per-set table followed by nc3_general and the K nc3_class_k."""
+    width = len(EXTENDED_METRICS) + len(CLASS_METRICS) * K
+    names = [*EXTENDED_METRICS, *(class_metric(c, k) for c in CLASS_METRICS for k in range(K))]
+    rows: list[tuple[int, str, str, float]] = []
+    for i, (l, kind, _) in enumerate(sets):
+        vals = ext[slot[i] * width :][:width]
+        rows += [(l, kind, name, v) for name, v in zip(names, vals, strict=True)]
+    weight = ext[(max(slot) + 1) * width :]
+    rows.append((L, "weight", "nc3_general", weight[0]))
+    rows += [(L, "weight", class_metric("nc3_class", k), weight[1 + k]) for k in range(K)]
+    return rows
 
 
 @torch.no_grad()
 def layer_metric_rows(
-    model: DUFM, features: Features | None = None
+    model: DUFM, features: Features | None = None, *, extended: bool = False
 ) -> list[tuple[int, str, str, float]]:
     """Per-layer DNC metrics as tidy ``(layer, kind, metric, value)`` rows (theory §3).
 
@@ -941,8 +1221,20 @@ def layer_metric_rows(
     once) and the values leave the device in one transfer. ``features`` (from
     ``model.forward()``) is reused when given. Non-finite features or weights raise
     ``ValueError`` naming the tensor (H1, H~_l, H_l, W_l or Z).
+
+    ``extended=True`` appends, after exactly the rows above, the imbalance-aware and
+    per-class rows (theory §3.7-§3.9), so that a run at the imbalanced optimum reads as
+    collapsed and no minority-class signal is averaged away:
+
+    * for each layer l = 1..L and kind ``"pre"`` / ``"post"``: the metrics of
+      :data:`EXTENDED_METRICS` (nc2_general_orth, cdnv, cdnv_max) and, per class k, those of
+      :data:`CLASS_METRICS` named by :func:`class_metric` (``nc1_class_k``,
+      ``cdnv_class_k``, ``norm_class_k`` = ||mu_k||), set by set in the order of the rows
+      above;
+    * layer L, kind ``"weight"``: ``"nc3_general"`` (:func:`nc3_general` of W_L, M_L) and
+      ``nc3_class_k`` (:func:`nc3_per_class`).
     """
-    return _layer_rows(model, features)[0]
+    return _layer_rows(model, features, extended=extended)[0]
 
 
 @torch.no_grad()
@@ -959,7 +1251,11 @@ def nc1_layer_details(
     return _layer_rows(model, features, details=True)[1]
 
 
-def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
+def _max_or_nan(values: Sequence[float]) -> float:
+    return math.nan if any(math.isnan(v) for v in values) else max(values)
+
+
+def collapse_report(model: DUFM, kind: str = "post", per_class: bool = False) -> pd.DataFrame:
     """Per-layer DNC summary as a DataFrame (theory §3).
 
     One row per layer (``kind="pre"`` or ``"post"``) or per layer x kind (``kind="both"``),
@@ -970,27 +1266,46 @@ def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
     ``nc1_hidden`` (a lower bound on what they would add to NC1, see :class:`NC1Details`) and
     ``collapsed`` (``nc1 + nc1_hidden < 1e-2``: never True for a layer whose class means
     have not separated). Built from :func:`layer_metric_rows`.
+
+    Then the imbalance-aware columns (theory §3.7-§3.9), which read 0 at the optimum for any
+    class sizes: ``nc2_general_orth``, ``nc3_general`` (:func:`nc3_general` for layer L; for
+    l < L the subspace error ``nc3``, which already holds for unequal class sizes), ``cdnv``,
+    ``cdnv_max`` (the worst pair of classes) and ``nc1_class_max`` (the worst class's
+    :func:`nc1_per_class`), so that one unconverged minority class shows in the summary.
+    ``per_class=True`` adds, per class k, ``nc1_class_k``, ``cdnv_class_k``,
+    ``norm_class_k`` (||mu_k||) and ``nc3_class_k`` (:func:`nc3_per_class`, layer L only;
+    ``nan`` below).
     """
     if kind not in ("pre", "post", "both"):
         raise ParameterError("kind", kind, "'pre', 'post' or 'both'")
+    if not isinstance(per_class, bool):
+        raise ParameterError("per_class", per_class, "True or False")
     with torch.no_grad():
-        rows, info = _layer_rows(model, details=True)
+        rows, info = _layer_rows(model, details=True, extended=True)
+    K, L = model.config.K, model.config.L
     kinds = ("pre", "post") if kind == "both" else (kind,)
-    nc3 = {l: v for l, k, m, v in rows if k == "weight"}
+    weight = {(l, m): v for l, k, m, v in rows if k == "weight"}
     records: dict[tuple[int, str], dict] = {}
     for l, k, m, v in rows:
         if k in kinds:
             records.setdefault((l, k), {"layer": l, "kind": k})[m] = v
     ordered = sorted(records, key=lambda lk: (lk[0], kinds.index(lk[1])))
+    nc1_cls = [class_metric("nc1_class", k) for k in range(K)]
+    nc3_cls = [class_metric("nc3_class", k) for k in range(K)]
     data = []
     for lk in ordered:
+        l = lk[0]
         rec = records[lk]
-        rec["nc3"] = nc3[lk[0]]
+        rec["nc3"] = weight[(l, "nc3")]
         rec["rank"] = int(rec["rank"])
         d = info[lk]
         rec["nc1_dropped"] = d.dropped
         rec["nc1_hidden"] = d.hidden
         rec["collapsed"] = d.collapsed(COLLAPSE_TOL)
+        rec["nc3_general"] = weight[(l, "nc3_general")] if l == L else rec["nc3"]
+        rec["nc1_class_max"] = _max_or_nan([rec[c] for c in nc1_cls])
+        for c in nc3_cls:
+            rec[c] = weight[(l, c)] if l == L else math.nan
         data.append(rec)
     columns = [
         "layer",
@@ -1002,7 +1317,14 @@ def collapse_report(model: DUFM, kind: str = "post") -> pd.DataFrame:
         "nc1_dropped",
         "nc1_hidden",
         "collapsed",
+        "nc2_general_orth",
+        "nc3_general",
+        "cdnv",
+        "cdnv_max",
+        "nc1_class_max",
     ]
+    if per_class:
+        columns += [class_metric(c, k) for c in CLASS_METRICS for k in range(K)] + nc3_cls
     return pd.DataFrame(data, columns=columns)
 
 
@@ -1168,11 +1490,17 @@ def output_scale_frame(model: DUFM, features: Features | None = None) -> pd.Data
 
 
 __all__ = [
+    "CLASS_METRICS",
     "COLLAPSE_TOL",
+    "EXTENDED_METRICS",
     "FEATURE_METRICS",
     "NC1Details",
     "CollapseAccumulator",
+    "cdnv",
+    "cdnv_matrix",
+    "cdnv_per_class",
     "class_means",
+    "class_metric",
     "coherence",
     "collapse_report",
     "dnc3_subspace",
@@ -1183,11 +1511,16 @@ __all__ = [
     "nc1",
     "nc1_details",
     "nc1_layer_details",
+    "nc1_per_class",
     "nc1_trace",
     "nc2_etf",
+    "nc2_general_orth",
     "nc2_orthogonal",
+    "nc3_general",
+    "nc3_per_class",
     "nc3_self_duality",
     "nc4_ncc_mismatch",
+    "norm_ratio_error",
     "output_scale_frame",
     "projection_frame",
     "rank",

@@ -467,15 +467,16 @@ def test_collapse_report_shape(small_model):
     df = m.collapse_report(small_model)
     cols = ["nc1", "nc1_trace", "nc2_orth", "nc2_etf", "equinorm", "coherence", "nc3", "rank"]
     extra = ["nc1_dropped", "nc1_hidden", "collapsed"]
-    assert list(df.columns) == ["layer", "kind", *cols, "mean_norm", *extra]
-    assert df.shape == (3, 14)
+    aware = ["nc2_general_orth", "nc3_general", "cdnv", "cdnv_max", "nc1_class_max"]
+    assert list(df.columns) == ["layer", "kind", *cols, "mean_norm", *extra, *aware]
+    assert df.shape == (3, 19)
     assert df["layer"].tolist() == [1, 2, 3]
     assert (df["kind"] == "post").all()
     rows = {r[:3]: r[3] for r in m.layer_metric_rows(small_model)}
     assert df.loc[1, "nc1"] == rows[(2, "post", "nc1")]
     assert df.loc[2, "nc3"] == rows[(3, "weight", "nc3")]
     both = m.collapse_report(small_model, kind="both")
-    assert both.shape == (6, 14)
+    assert both.shape == (6, 19)
     assert both[["layer", "kind"]].values.tolist() == [
         [1, "pre"], [1, "post"], [2, "pre"], [2, "post"], [3, "pre"], [3, "post"]
     ]  # fmt: skip

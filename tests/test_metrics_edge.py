@@ -59,6 +59,16 @@ def _calls(X=X0, y=Y0, W=W0, M=M0, Wh=W_HIDDEN):
         "singular_values": (lambda: m.singular_values(M), "M"),
         "rank": (lambda: m.rank(M), "M"),
         "gram": (lambda: m.gram(M), "M"),
+        "cdnv": (lambda: m.cdnv(X, y), "X"),
+        "cdnv_matrix": (lambda: m.cdnv_matrix(X, y), "X"),
+        "cdnv_per_class": (lambda: m.cdnv_per_class(X, y), "X"),
+        "nc1_per_class": (lambda: m.nc1_per_class(X, y), "X"),
+        "nc2_general_orth": (lambda: m.nc2_general_orth(M), "M"),
+        "nc3_general(W)": (lambda: m.nc3_general(W, M0), "W"),
+        "nc3_general(M)": (lambda: m.nc3_general(W0, M), "M"),
+        "nc3_per_class(W)": (lambda: m.nc3_per_class(W, M0), "W"),
+        "nc3_per_class(M)": (lambda: m.nc3_per_class(W0, M), "M"),
+        "norm_ratio_error": (lambda: m.norm_ratio_error(M, [1.0, 2.0, 3.0]), "M"),
     }
 
 
@@ -227,6 +237,12 @@ def _scale_invariant(X, y, W):
         float(m.rank(M)),
         *m.gram(M).flatten().tolist(),
         *m.singular_values(M).tolist(),
+        m.cdnv(X, y),
+        *m.cdnv_per_class(X, y).tolist(),
+        *m.nc1_per_class(X, y).tolist(),
+        m.nc2_general_orth(M),
+        m.nc3_general(W, M),
+        m.norm_ratio_error(M, [1.0, 2.0, 3.0]),
     ]
 
 
