@@ -105,42 +105,55 @@ def _panels(data: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def gram_heatmap(
     gram_frame: pd.DataFrame,
     kind: str = "post",
-    ideal: Literal["orthogonal", "etf"] = "orthogonal",
+    ideal: Literal["orthogonal", "etf"] | np.ndarray = "orthogonal",
     *,
     text: bool | None = None,
     columns: int | None = None,
     cell: int = 30,
+    ideal_title: str | None = None,
 ) -> alt.FacetChart:
     """Heat maps of the normalised class-mean Gram matrix MᵀM/‖MᵀM‖_F, one per layer.
 
     Panels show the layers of ``kind`` (``"pre"`` for H̃_l, ``"post"`` for H_l) and the
-    output Z when present, then the ideal frame: ``"orthogonal"`` I_K/√K or ``"etf"``
-    (I − 11ᵀ/K)/√(K−1). The diverging colour scale is symmetric and centred at 0. Cells carry
-    their value as text when ``text`` is True, or by default when K ≤ 6.
+    output Z when present, then the ideal frame: ``"orthogonal"`` I_K/√K, ``"etf"``
+    (I − 11ᵀ/K)/√(K−1), or a K×K matrix — e.g. the optimum's own Gram for imbalanced classes
+    (diag(‖μ_k‖²)/‖·‖_F, theory §6) — titled ``ideal_title``. The diverging colour scale is
+    symmetric and centred at 0. Cells carry their value as text when ``text`` is True, or by
+    default when K ≤ 6.
 
     Raises:
-        ValueError: if ``gram_frame`` is empty or misses a column, if ``kind`` has no rows or
-            if ``ideal`` is unknown.
+        ValueError: if ``gram_frame`` is empty or misses a column, if ``kind`` has no rows,
+            if ``ideal`` is unknown or a matrix of the wrong shape.
     """
     require_frame(gram_frame, "gram_frame", GRAM_COLUMNS)
-    if ideal not in _IDEAL_TITLES:
-        raise ValueError(f"ideal must be 'orthogonal' or 'etf', got {ideal!r}")
+    matrix = None if isinstance(ideal, str) else np.asarray(ideal, dtype=float)
+    if matrix is None and ideal not in _IDEAL_TITLES:
+        raise ValueError(f"ideal must be 'orthogonal', 'etf' or a K×K matrix, got {ideal!r}")
     data = finite_values(_select_kind(gram_frame, kind, "gram_frame")[list(GRAM_COLUMNS)])
     if data.empty:
         raise ValueError(f"gram_frame has no finite values for kind {kind!r}")
     data, order = _panels(data)
     classes = sorted(set(data["row"]) | set(data["col"]))
     k = len(classes)
-    target = ideal_gram(max(k, 2) if ideal == "etf" else k, ideal)[:k, :k]
+    if matrix is not None:
+        if matrix.shape != (k, k):
+            raise ValueError(
+                f"ideal has shape {matrix.shape}, expected ({k}, {k}) for the {k} classes"
+            )
+        target, name = matrix, ideal_title or "ideal"
+    else:
+        shape: Literal["orthogonal", "etf"] = "etf" if str(ideal) == "etf" else "orthogonal"
+        target = ideal_gram(max(k, 2) if shape == "etf" else k, shape)[:k, :k]
+        name = ideal_title or _IDEAL_TITLES[shape]
     ideal_rows = pd.DataFrame(
         [
-            {"row": r, "col": c, "value": float(target[i, j]), "panel": _IDEAL_TITLES[ideal]}
+            {"row": r, "col": c, "value": float(target[i, j]), "panel": name}
             for i, r in enumerate(classes)
             for j, c in enumerate(classes)
         ]
     )
     data = pd.concat([data[["row", "col", "value", "panel"]], ideal_rows], ignore_index=True)
-    order.append(_IDEAL_TITLES[ideal])
+    order.append(name)
     bound = float(max(np.abs(data["value"]).max(), 1e-12))
 
     base = alt.Chart().encode(
@@ -169,7 +182,7 @@ def gram_heatmap(
     layers: list[alt.Chart] = [rect]
     if text if text is not None else k <= MAX_TEXT_CLASSES:
         layers.append(
-            base.mark_text(fontSize=10).encode(
+            base.mark_text(fontSize=max(10, min(18, cell // 3))).encode(
                 text=alt.Text("value:Q", format=".2f"),
                 color=alt.condition(
                     f"abs(datum.value) > {0.55 * bound}", alt.value("white"), alt.value("black")

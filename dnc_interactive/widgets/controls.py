@@ -21,7 +21,7 @@ from dnc_interactive.config import ACTIVATIONS, DTYPES, LOSSES, DUFMConfig
 from dnc_interactive.training import OPTIMIZERS
 from dnc_interactive.validation import ParameterError
 from dnc_interactive.widgets.presets import PRESETS
-from dnc_interactive.widgets.state import SPEEDS
+from dnc_interactive.widgets.state import SPEEDS, Settings
 
 #: Slider ranges (inclusive). Every value in them gives a valid config.
 RANGES: dict[str, tuple[float, float]] = {
@@ -35,8 +35,10 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 CUSTOM = "(custom)"
 SPEED_LABELS = [("max" if s == 0 else str(s), s) for s in SPEEDS]
-_DESC = {"description_width": "112px"}
-_WIDE = {"width": "370px"}  # a dict: every widget gets its own Layout
+_DESC = {"description_width": "108px"}
+_WIDE = {"width": "330px"}  # a dict: every widget gets its own Layout
+#: Toggle buttons: the description as wide as the sliders' (no clipped ":ivation").
+_TOGGLE = {"button_width": "68px", "description_width": "108px"}
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -121,7 +123,7 @@ def _scaled(lam: float, t: float, power: float) -> float:
         return math.inf
 
 
-def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int = 250) -> str:
+def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int = 210) -> str:
     """HTML of a thin log-scale bar from ``lo`` to ``hi``: green where collapse is optimal,
     red past the critical lambda (the zero / minority-collapse side), a black tick at the
     current value."""
@@ -141,7 +143,7 @@ def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int
         bar = "#ddd"
         label = "no threshold (CE loss or a zero λ)"
     return (
-        f"<div style='margin-left:116px;width:{width}px;font-size:11px;line-height:1.2'>"
+        f"<div style='margin-left:112px;width:{width}px;font-size:11px;line-height:1.2'>"
         f"<div style='position:relative;height:6px;background:{bar};border-radius:3px'>"
         f"<div style='position:absolute;left:calc({here:.1f}% - 1px);top:-3px;width:3px;"
         f"height:12px;background:#222'></div></div>"
@@ -158,13 +160,95 @@ def status_html(parts: dict[str, str]) -> str:
         vcol = "#555"
     notes = parts.get("notes") or ""
     return (
-        "<div class='dnc-status' style='font-size:12px;line-height:1.4;max-width:370px'>"
+        "<div class='dnc-status' style='font-size:12px;line-height:1.4;max-width:330px'>"
         f"<b style='color:{colours.get(parts['state'], '#555')}'>{html.escape(parts['state'])}</b>"
         f" · {html.escape(parts['numbers'])}<br>"
         f"<b style='color:{vcol}'>{html.escape(verdict)}</b>"
         + (f"<br><span style='color:#8a3b00'>{html.escape(notes)}</span>" if notes else "")
         + "</div>"
     )
+
+
+def clamp(widget: w.Widget, value: Any) -> Any:
+    """``value`` within a slider's range (the settings may lie outside it; the slider then
+    shows the nearest end)."""
+    if isinstance(widget, w.FloatLogSlider):
+        return min(max(value, widget.base**widget.min), widget.base**widget.max)
+    if isinstance(widget, (w.IntSlider, w.FloatSlider)):
+        return min(max(value, widget.min), widget.max)
+    return value
+
+
+def control_values(settings: Settings) -> dict[str, Any]:
+    """The value every setting control shows for ``settings`` (the class-size sliders show
+    the closest n / ratio / minority count, see :func:`imbalance_of`)."""
+    s = settings
+    cfg = s.config
+    n, ratio, minority = imbalance_of(cfg)
+    values = {
+        "num_classes": cfg.K,
+        "n": n,
+        "ratio": ratio,
+        "minority": min(minority, cfg.K - 1),
+        "depth": cfg.L,
+        "width": max(cfg.widths),
+        "activation": cfg.activation,
+        "loss": cfg.loss,
+        "lambda_H": cfg.lambda_H,
+        "lambda_W": max(cfg.lambda_Ws),
+        "lr": s.lr,
+        "optimizer": s.optimizer,
+        "seed": cfg.seed,
+        "guard": s.guard,
+        "sizes_text": format_list(cfg.samples_per_class),
+        "widths_text": format_list(cfg.width),
+        "lambda_w_text": format_list(cfg.lambda_W),
+        "init_scale": cfg.init_scale,
+        "dtype": cfg.dtype,
+        "speed": s.speed,
+    }
+    return values
+
+
+def changes_for(
+    name: str, value: Any, controls: dict[str, w.Widget], config: DUFMConfig
+) -> dict[str, Any]:
+    """The settings changes (keyword arguments of ``TrainingSession.update``) of the control
+    ``name`` taking ``value``, given the other controls' values and the current config; ``{}``
+    when nothing changes. ``ValueError`` (naming the field) for text that does not parse."""
+    c = controls
+    cfg = config
+    if name in ("num_classes", "n", "ratio", "minority"):
+        K = value if name == "num_classes" else cfg.K
+        sizes = class_sizes(K, c["n"].value, c["ratio"].value, min(c["minority"].value, K - 1))
+        out: dict[str, Any] = {"samples_per_class": sizes}
+        if name == "num_classes":
+            out["num_classes"] = value
+        return out
+    if name == "depth":
+        out = {"depth": value}
+        if isinstance(cfg.width, tuple):
+            out["width"] = c["width"].value
+        if isinstance(cfg.lambda_W, tuple):
+            out["lambda_W"] = c["lambda_W"].value
+        return out
+    if name in ("lambda_H", "lambda_W"):
+        if c["tie"].value:
+            return {"lambda_H": value, "lambda_W": value}
+        return {name: value}
+    if name == "tie":
+        return {"lambda_W": cfg.lambda_H} if value else {}
+    if name == "sizes_text":
+        parsed = parse_ints("samples_per_class", value)
+        out = {"samples_per_class": parsed}
+        if isinstance(parsed, list):
+            out["num_classes"] = len(parsed)
+        return out
+    if name == "widths_text":
+        return {"width": parse_ints("width", value)}
+    if name == "lambda_w_text":
+        return {"lambda_W": parse_floats("lambda_W", value)}
+    return {name: value}
 
 
 # ---------------------------------------------------------------------- widgets
@@ -210,11 +294,9 @@ def build_controls() -> dict[str, w.Widget]:
     c["depth"] = w.IntSlider(d.depth, *RANGES["depth"], description="depth L", **slider)
     c["width"] = w.IntSlider(64, *RANGES["width"], description="width d", **slider)
     c["activation"] = w.ToggleButtons(
-        options=list(ACTIVATIONS), description="activation", style={"button_width": "70px"}
+        options=list(ACTIVATIONS), description="activation", style=_TOGGLE
     )
-    c["loss"] = w.ToggleButtons(
-        options=list(LOSSES), description="loss", style={"button_width": "70px"}
-    )
+    c["loss"] = w.ToggleButtons(options=list(LOSSES), description="loss", style=_TOGGLE)
     # regularisation
     c["lambda_H"] = _log_slider("λ_H (features)", "lambda", d.lambda_H, continuous_update=False)
     c["gauge_H"] = w.HTML()
@@ -224,7 +306,7 @@ def build_controls() -> dict[str, w.Widget]:
     # optimisation
     c["lr"] = _log_slider("learning rate", "lr", 1.0, continuous_update=False)
     c["optimizer"] = w.ToggleButtons(
-        options=list(OPTIMIZERS), description="optimizer", style={"button_width": "70px"}
+        options=list(OPTIMIZERS), description="optimizer", style=_TOGGLE
     )
     c["seed"] = w.IntText(value=d.seed, description="seed", style=_DESC, layout=_WIDE)
     c["guard"] = w.Checkbox(value=True, description="divergence guard (halve lr)", indent=False)
@@ -236,15 +318,22 @@ def build_controls() -> dict[str, w.Widget]:
         description="λ_W per layer", placeholder="1e-3 or 5e-3, 1e-3", **text
     )
     c["init_scale"] = w.FloatText(value=d.init_scale, description="init scale of H1", **text)
-    c["dtype"] = w.ToggleButtons(
-        options=list(DTYPES), description="dtype", style={"button_width": "70px"}
-    )
+    c["dtype"] = w.ToggleButtons(options=list(DTYPES), description="dtype", style=_TOGGLE)
     # transport
     c["play"] = w.Button(
-        description="Play", icon="play", button_style="success", layout=w.Layout(width="92px")
+        description="Play",
+        icon="play",
+        button_style="success",
+        tooltip="play / pause (key: Space)",
+        layout=w.Layout(width="88px"),
     )
-    c["step"] = w.Button(description="Step", icon="step-forward", layout=w.Layout(width="80px"))
-    c["reset"] = w.Button(description="Reset", icon="refresh", layout=w.Layout(width="80px"))
+    c["step"] = w.Button(
+        description="Step",
+        icon="step-forward",
+        tooltip="one update's worth of steps (key: →)",
+        layout=w.Layout(width="76px"),
+    )
+    c["reset"] = w.Button(description="Reset", icon="refresh", layout=w.Layout(width="76px"))
     c["counter"] = w.HTML("<b>step 0</b>", layout=w.Layout(width="110px"))
     c["speed"] = w.SelectionSlider(
         options=SPEED_LABELS, value=10, description="steps / update", style=_DESC, layout=_WIDE
@@ -270,7 +359,7 @@ def build_controls() -> dict[str, w.Widget]:
     )
     # share and export
     c["state"] = w.Text(
-        description="state", style={"description_width": "40px"}, layout=w.Layout(width="290px")
+        description="state", style={"description_width": "40px"}, layout=w.Layout(width="250px")
     )
     c["apply_state"] = w.Button(description="Apply", layout=w.Layout(width="70px"))
     c["share_link"] = w.HTML()
@@ -341,7 +430,10 @@ __all__ = [
     "SECTIONS",
     "SETTING_CONTROLS",
     "build_controls",
+    "changes_for",
+    "clamp",
     "class_sizes",
+    "control_values",
     "format_list",
     "imbalance_of",
     "lambda_criticals",

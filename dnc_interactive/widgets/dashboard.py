@@ -7,10 +7,18 @@ in any Jupyter front end. The engine is a
 :class:`~dnc_interactive.widgets.session.TrainingSession`: training runs as one asyncio task on
 the kernel's loop, so the controls stay responsive while it plays.
 
+The dashboard is the coordinator: the widget trees are built by
+:mod:`~dnc_interactive.widgets.layout` (``layout="default"`` for a desk, ``"lecture"`` for a
+projector), the numbers the status line and charts show come from
+:mod:`~dnc_interactive.widgets.view_model` (theory once per config, the status once per
+update), and the files from :mod:`~dnc_interactive.widgets.exports`. Keys: Space plays or
+pauses, → steps (:mod:`~dnc_interactive.widgets.shortcuts`).
+
 Its Python face (used by notebooks and tests)::
 
     from dnc_interactive.widgets import Dashboard
     dash = Dashboard("class imbalance: minority collapse", speed=0)
+    Dashboard(layout="lecture")        # four large panels for a lecture hall
     dash.run(500)                      # blocking; play()/pause() in a live kernel
     dash.status, dash.history, dash.state
     Dashboard.from_state(dash.state)   # the same settings, e.g. from a shared link
@@ -19,10 +27,8 @@ Its Python face (used by notebooks and tests)::
 from __future__ import annotations
 
 import asyncio
-import base64
 import html
 import os
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -33,15 +39,25 @@ import altair as alt
 import ipywidgets as w
 import pandas as pd
 
-from dnc_interactive import charts, metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.training import Trainer
 from dnc_interactive.validation import one_line
 from dnc_interactive.widgets import controls as ctl
-from dnc_interactive.widgets.live_chart import LiveChart, stream_spec
+from dnc_interactive.widgets import exports
+from dnc_interactive.widgets import layout as layouts
+from dnc_interactive.widgets import view_model as vm
+from dnc_interactive.widgets.live_chart import (
+    LECTURE_PANELS,
+    STREAM_PANELS,
+    LiveChart,
+    chart_config,
+    stream_spec,
+)
 from dnc_interactive.widgets.presets import PRESETS, find_preset, get_preset
 from dnc_interactive.widgets.session import TrainingSession
+from dnc_interactive.widgets.shortcuts import Shortcuts
 from dnc_interactive.widgets.state import Settings, decode_state, encode_state
+from dnc_interactive.widgets.view_model import SNAPSHOTS
 
 #: Least seconds between two snapshot charts while playing (more if they are slow to build).
 SNAPSHOT_SECONDS = 1.0
@@ -49,17 +65,9 @@ SNAPSHOT_SECONDS = 1.0
 SNAPSHOT_SHARE = 0.08
 #: Seconds between a final update (pause, step, end of a run) and its snapshot chart.
 SNAPSHOT_DELAY = 0.05
-SNAPSHOTS = ("Gram", "features", "singular values", "output q")
-
-
-def _clamp(widget: w.Widget, value: Any) -> Any:
-    """``value`` within a slider's range (the settings may lie outside it; the slider then
-    shows the nearest end)."""
-    if isinstance(widget, w.FloatLogSlider):
-        return min(max(value, widget.base**widget.min), widget.base**widget.max)
-    if isinstance(widget, (w.IntSlider, w.FloatSlider)):
-        return min(max(value, widget.min), widget.max)
-    return value
+#: Environment variable naming the layout of :meth:`Dashboard.from_query`'s dashboards when
+#: neither the call nor the URL names one (``dnc-interactive app --lecture`` sets it).
+LAYOUT_ENV = "DNC_INTERACTIVE_LAYOUT"
 
 
 class Dashboard:
@@ -71,12 +79,16 @@ class Dashboard:
             ``"optimization"``, ``"advanced"``, ``"share"``, ``"snapshot"``, ``"preset"``) to
             leave out, for a reduced dashboard in a lesson.
         max_points: points kept per plotted series.
+        layout: ``"default"`` (controls beside the charts, for a desk) or ``"lecture"`` (one
+            strip of controls above four large panels with ≥ 18 px fonts, for a projector);
+            see :mod:`~dnc_interactive.widgets.layout`.
         **settings: any :class:`~dnc_interactive.config.DUFMConfig` field, plus ``lr``,
             ``optimizer``, ``guard`` and ``speed`` (steps per update, 0 = as fast as possible);
             they override the preset.
 
     Raises:
-        ValueError: for an unknown preset or setting, or an invalid value (the config's message).
+        ValueError: for an unknown preset or setting, an invalid value (the config's message)
+            or an unknown ``layout``.
     """
 
     #: Names of the presets.
@@ -88,9 +100,11 @@ class Dashboard:
         *,
         hide: Iterable[str] = (),
         max_points: int = 200,
+        layout: str = "default",
         settings: Settings | None = None,
         **changes: Any,
     ) -> None:
+        self.layout = layouts.check_layout(layout)
         base = settings or (get_preset(preset).settings() if preset else Settings())
         start = base.replace(**changes) if changes else base
         self.session = TrainingSession(start)
@@ -102,6 +116,7 @@ class Dashboard:
             tooltip="the same settings from a fresh initialisation (seed + 1)",
             layout=w.Layout(width="110px"),
         )
+        self.shortcuts = Shortcuts(self._on_key)
         self._syncing = False
         self._hidden = set(hide)
         self._snapshot_cost = 0.0
@@ -112,7 +127,9 @@ class Dashboard:
         self._wire()
         self.session.on_update.append(self._on_update)
         self.session.on_reset.append(self._on_reset)
-        self.widget = self._layout()
+        self.widget = layouts.build(
+            self.layout, self.controls, self.chart, self.shortcuts, self._hidden
+        )
         self._on_reset(self.session)
         self._sync_controls()
         self.session.flush()
@@ -129,10 +146,20 @@ class Dashboard:
 
         Without ``query`` it reads the ``QUERY_STRING`` environment variable, which Voilà
         sets for the kernel of each page. A bad state or preset gives the default dashboard
-        with the error in its status line instead of failing the page.
+        with the error in its status line instead of failing the page. The layout is the
+        ``layout`` argument, else the query's ``layout=...``, else the environment variable
+        ``DNC_INTERACTIVE_LAYOUT`` (an unknown name falls back to the default layout, said in
+        the status line).
         """
         query = os.environ.get("QUERY_STRING", "") if query is None else query
         params = urllib.parse.parse_qs(query.lstrip("?"))
+        layout_error = None
+        if "layout" not in kwargs:
+            wanted = (params.get("layout") or [os.environ.get(LAYOUT_ENV) or "default"])[-1]
+            try:
+                kwargs["layout"] = layouts.check_layout(wanted)
+            except ValueError as exc:
+                layout_error = one_line(exc)
         error = None
         settings = None
         try:
@@ -153,6 +180,7 @@ class Dashboard:
             parts = urllib.parse.urlsplit(request_url)
             dash.share_base_url = urllib.parse.urlunsplit(parts._replace(query="", fragment=""))
             dash._refresh_share()
+        error = "; ".join(e for e in (error, layout_error) if e)
         if error:
             dash.session.error = error
             dash._refresh_status()
@@ -263,28 +291,24 @@ class Dashboard:
         """Write the history as .csv or .parquet."""
         return self.session.export_history(path)
 
+    @property
+    def theory(self) -> vm.TheoryView:
+        """What the theory says about the current config (L*, q*_k, the optimum's Gram, the
+        gap's round-off level), computed once per config."""
+        return vm.theory_view(self.config, self.controls["tie"].value)
+
     def training_chart(self) -> alt.TopLevelMixin:
         """The static training figure (loss and gap above the per-layer metrics)."""
-        h = self.history
-        return alt.vconcat(charts.loss_chart(h), charts.metric_chart(h))
+        return exports.training_chart(self.history)
 
     def snapshot_chart(self, which: str | None = None, kind: str | None = None):
         """The snapshot chart ``which`` (one of ``"Gram"``, ``"features"``, ``"singular
-        values"``, ``"output q"``; default: the selected one) of the current model."""
+        values"``, ``"output q"``; default: the selected one) of the current model, with the
+        theory drawn in (the optimum's own Gram as the ideal panel, q*_k on the output
+        scales)."""
         which = which or self.controls["snapshot"].value
         kind = kind or self.controls["snapshot_kind"].value
-        model = self.trainer.model
-        if which == "Gram":
-            return charts.gram_heatmap(metrics.gram_frame(model), kind=kind)
-        if which == "features":
-            return charts.projection_chart(metrics.projection_frame(model, 25), kind=kind)
-        if which == "singular values":
-            return charts.singular_value_chart(metrics.singular_value_frame(model))
-        if which == "output q":
-            frame = metrics.output_scale_frame(model)
-            frame["q_theory"] = list(theory.optimal_q(self.config))
-            return charts.output_scale_chart(frame)
-        raise ValueError(f"which={which!r} is not valid: expected one of {SNAPSHOTS}")
+        return vm.snapshot_chart(self.trainer.model, which, kind, self.theory)
 
     def save_charts(
         self, folder: str | Path, formats: Iterable[str] = ("png",), snapshots: Iterable[str] = ()
@@ -292,17 +316,9 @@ class Dashboard:
         """Write the training figure (and the named snapshot charts) into ``folder`` as
         ``training.<fmt>`` / ``<snapshot>.<fmt>`` for each format ("png", "svg", "html"),
         offline through vl-convert. Returns the paths written."""
-        folder = Path(folder)
         figures = [("training", self.training_chart())]
         figures += [(s.replace(" ", "_"), self.snapshot_chart(s)) for s in snapshots]
-        out = []
-        for fmt in formats:
-            fmt = fmt.lower().lstrip(".")
-            if fmt not in ("png", "svg", "html"):
-                raise ValueError(f"formats={fmt!r} is not valid: expected 'png', 'svg' or 'html'")
-            for name, chart in figures:
-                out.append(charts.save_chart(chart, folder / f"{name}.{fmt}"))
-        return out
+        return exports.save_charts(folder, figures, formats)
 
     def close(self) -> None:
         """Stop playing and close the widgets."""
@@ -320,6 +336,7 @@ class Dashboard:
         close(self.widget)
         for widget in self.controls.values():
             close(widget)
+        close(self.shortcuts)
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -329,7 +346,17 @@ class Dashboard:
 
     # ------------------------------------------------------------------ session -> widgets
     def _on_reset(self, session: TrainingSession) -> None:
-        self.chart.set_stream(stream_spec(self.config, self.trainer.optimal_loss))
+        view = self.theory
+        lecture = self.layout == "lecture"
+        spec = stream_spec(
+            self.config,
+            self.trainer.optimal_loss,
+            q_star=view.q_star,
+            roundoff=view.roundoff,
+            panels=LECTURE_PANELS if lecture else STREAM_PANELS,
+            style=self.layout,
+        )
+        self.chart.set_stream(spec)
         self._next_snapshot = 0.0
 
     def _on_update(self, session: TrainingSession, rows: list, final: bool) -> None:
@@ -352,37 +379,51 @@ class Dashboard:
             self._snapshot_handle.cancel()
         self._snapshot_handle = loop.call_later(SNAPSHOT_DELAY, self._refresh_snapshot)
 
-    def _refresh_snapshot(self) -> None:
-        self._snapshot_handle = None
+    def _snapshot_spec(self) -> dict[str, Any] | None:
+        """The snapshot the live chart shows now (None: none), in the layout's style."""
+        if self.layout == "lecture":
+            kind = self.controls["snapshot_kind"].value
+            return vm.lecture_snapshot(self.trainer.model, kind, self.theory)
         which = self.controls["snapshot"].value
         if which == "off" or "snapshot" in self._hidden:
-            self.chart.set_snapshot(None) if self.chart.snapshot_spec is not None else None
-            return
+            return None
+        spec = self.snapshot_chart(which).to_dict(validate=False)
+        spec["config"] = {**spec.get("config", {}), **chart_config("default")}
+        return spec
+
+    def _refresh_snapshot(self) -> None:
+        self._snapshot_handle = None
         t0 = time.perf_counter()
         try:
-            chart = self.snapshot_chart(which)
+            spec = self._snapshot_spec()
         except ValueError as exc:  # e.g. a zero model has nothing finite to draw
             self.chart.set_snapshot(None)
-            self.session.note = f"{which} chart: {exc}"
+            self.session.note = f"snapshot chart: {exc}"
             return
-        self.chart.set_snapshot(chart)
+        if spec is None:
+            self.chart.set_snapshot(None) if self.chart.snapshot_spec is not None else None
+            return
+        self.chart.set_snapshot(spec)
         self.snapshots_drawn += 1
         cost = time.perf_counter() - t0
         self._snapshot_cost = cost
         self._next_snapshot = time.perf_counter() + max(SNAPSHOT_SECONDS, cost / SNAPSHOT_SHARE)
 
-    def _refresh_status(self) -> None:
+    def _refresh_status(self) -> vm.StatusView:
+        view = vm.StatusView.of(self.session)
         c = self.controls
-        c["status"].value = ctl.status_html(self.session.status_parts())
-        c["counter"].value = f"<b>step {self.session.steps}</b>"
+        if c["status"].value != view.status_html:
+            c["status"].value = view.status_html
+        if c["counter"].value != view.counter_html:
+            c["counter"].value = view.counter_html
+        return view
 
     def _refresh_transport(self) -> None:
+        view = self._refresh_status()
         play = self.controls["play"]
-        if self.session.playing:
-            play.description, play.icon, play.button_style = "Pause", "pause", "warning"
-        else:
-            play.description, play.icon, play.button_style = "Play", "play", "success"
-        self._refresh_status()
+        face = view.play_face
+        if (play.description, play.icon, play.button_style) != face:
+            play.description, play.icon, play.button_style = face
 
     def _refresh_share(self) -> None:
         c = self.controls
@@ -400,56 +441,32 @@ class Dashboard:
         s = self.session.settings
         cfg = s.config
         c = self.controls
-        n, ratio, minority = ctl.imbalance_of(cfg)
         lam_w = max(cfg.lambda_Ws)
-        values = {
-            "num_classes": cfg.K,
-            "n": n,
-            "ratio": ratio,
-            "depth": cfg.L,
-            "width": max(cfg.widths),
-            "activation": cfg.activation,
-            "loss": cfg.loss,
-            "lambda_H": cfg.lambda_H,
-            "lambda_W": lam_w,
-            "lr": s.lr,
-            "optimizer": s.optimizer,
-            "seed": cfg.seed,
-            "guard": s.guard,
-            "sizes_text": ctl.format_list(cfg.samples_per_class),
-            "widths_text": ctl.format_list(cfg.width),
-            "lambda_w_text": ctl.format_list(cfg.lambda_W),
-            "init_scale": cfg.init_scale,
-            "dtype": cfg.dtype,
-            "speed": s.speed,
-        }
+        values = ctl.control_values(s)
+        minority = values.pop("minority")
         shown = ctl.class_sizes(cfg.K, c["n"].value, c["ratio"].value, c["minority"].value)
         if shown == cfg.samples_per_class:  # keep e.g. "2 minority classes" at ratio 1
             for name in ("n", "ratio", "minority"):
                 values.pop(name, None)
         else:
-            values["minority"] = min(minority, cfg.K - 1)
+            values["minority"] = minority
         self._syncing = True
         try:
             c["minority"].max = max(1, cfg.K - 1)
             for name, value in values.items():
                 widget = c[name]
-                value = _clamp(widget, value)
+                value = ctl.clamp(widget, value)
                 if widget.value != value:
                     widget.value = value
             if cfg.lambda_H != lam_w or not cfg.equal_lambdas:
                 c["tie"].value = False
             preset = find_preset(s)
             c["preset"].value = preset or ctl.CUSTOM
-            lo, hi = ctl.RANGES["lambda"]
-            if c["tie"].value and cfg.equal_lambdas:  # all λ move together
-                crit_h = crit_w = cfg.lambda_H * theory.critical_scale(cfg)
-            else:
-                crit_h, crit_w = ctl.lambda_criticals(cfg)
-            c["gauge_H"].value = ctl.lambda_gauge(cfg.lambda_H, crit_h, lo, hi)
-            c["gauge_W"].value = ctl.lambda_gauge(lam_w, crit_w, lo, hi)
+            view = self.theory
+            c["gauge_H"].value = view.gauge_H
+            c["gauge_W"].value = view.gauge_W
             c["preset_note"].value = (
-                f"<div style='font-size:12px;max-width:370px;color:#333'>"
+                f"<div style='font-size:12px;max-width:330px;color:#333'>"
                 f"{html.escape(PRESETS[preset].description)}</div>"
                 if preset
                 else ""
@@ -461,41 +478,7 @@ class Dashboard:
 
     # ------------------------------------------------------------------ widgets -> session
     def _changes_for(self, name: str, value: Any) -> dict[str, Any]:
-        c = self.controls
-        cfg = self.config
-        if name in ("num_classes", "n", "ratio", "minority"):
-            K = value if name == "num_classes" else cfg.K
-            sizes = ctl.class_sizes(
-                K, c["n"].value, c["ratio"].value, min(c["minority"].value, K - 1)
-            )
-            out: dict[str, Any] = {"samples_per_class": sizes}
-            if name == "num_classes":
-                out["num_classes"] = value
-            return out
-        if name == "depth":
-            out = {"depth": value}
-            if isinstance(cfg.width, tuple):
-                out["width"] = c["width"].value
-            if isinstance(cfg.lambda_W, tuple):
-                out["lambda_W"] = c["lambda_W"].value
-            return out
-        if name in ("lambda_H", "lambda_W"):
-            if c["tie"].value:
-                return {"lambda_H": value, "lambda_W": value}
-            return {name: value}
-        if name == "tie":
-            return {"lambda_W": cfg.lambda_H} if value else {}
-        if name == "sizes_text":
-            parsed = ctl.parse_ints("samples_per_class", value)
-            out = {"samples_per_class": parsed}
-            if isinstance(parsed, list):
-                out["num_classes"] = len(parsed)
-            return out
-        if name == "widths_text":
-            return {"width": ctl.parse_ints("width", value)}
-        if name == "lambda_w_text":
-            return {"lambda_W": ctl.parse_floats("lambda_W", value)}
-        return {name: value}
+        return ctl.changes_for(name, value, self.controls, self.config)
 
     def _on_control(self, name: str, change: dict[str, Any]) -> None:
         if self._syncing:
@@ -541,40 +524,36 @@ class Dashboard:
             self.session.error = one_line(exc)
             self._refresh_status()
 
+    def _export_figures(self) -> list[tuple[str, alt.TopLevelMixin]]:
+        """The charts the PNG / SVG buttons export: the training figure and the snapshot."""
+        figures = [("training", self.training_chart())]
+        which = self.controls["snapshot"].value
+        if self.layout == "lecture":
+            which = "Gram"
+        if which != "off":
+            figures.append((which.replace(" ", "_"), self.snapshot_chart(which)))
+        return figures
+
     def _on_export(self, kind: str) -> None:
-        c = self.controls
         try:
-            if kind in ("csv", "parquet"):
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = self.export_history(Path(tmp) / f"dnc_history.{kind}")
-                    data = path.read_bytes()
-                files = [(f"dnc_history.{kind}", data)]
-            else:
-                files = []
-                figures = [("training", self.training_chart())]
-                if c["snapshot"].value != "off":
-                    figures.append((c["snapshot"].value.replace(" ", "_"), self.snapshot_chart()))
-                for name, chart in figures:
-                    if kind == "png":
-                        files.append((f"dnc_{name}.png", charts.chart_to_png_bytes(chart)))
-                    else:
-                        files.append((f"dnc_{name}.svg", charts.chart_to_svg(chart).encode()))
+            files = exports.export_files(kind, self.export_history, self._export_figures)
         except (ValueError, ImportError) as exc:
             self.session.error = f"export failed: {exc}"
             self._refresh_status()
             return
-        mime = {
-            "csv": "text/csv",
-            "parquet": "application/octet-stream",
-            "png": "image/png",
-            "svg": "image/svg+xml",
-        }[kind]
-        links = [
-            f"<a download='{name}' href='data:{mime};base64,{base64.b64encode(data).decode()}'>"
-            f"{name}</a> ({len(data) / 1024:.0f} KB)"
-            for name, data in files
-        ]
-        c["downloads"].value = "<div style='font-size:12px'>" + "<br>".join(links) + "</div>"
+        self.controls["downloads"].value = exports.download_links(kind, files)
+
+    def _on_key(self, action: str) -> None:
+        """A key press from :class:`~dnc_interactive.widgets.shortcuts.Shortcuts`: Space is
+        a click on Play / Pause, → one on Step."""
+        if action == "play":
+            self._on_play(None)
+        elif action == "step":
+            try:
+                self.step()
+            except Exception as exc:  # a key press never raises into the page
+                self.session.error = one_line(exc)
+                self._refresh_status()
 
     def _wire(self) -> None:
         c = self.controls
@@ -592,63 +571,5 @@ class Dashboard:
         c["snapshot"].observe(lambda _ch: self._refresh_snapshot(), names="value")
         c["snapshot_kind"].observe(lambda _ch: self._refresh_snapshot(), names="value")
 
-    def _layout(self) -> w.Widget:
-        c = self.controls
-        hidden = self._hidden
 
-        def keep(names: Iterable[str]) -> list[w.Widget]:
-            return [c[n] for n in names if n not in hidden]
-
-        sections = []
-        titles = []
-        for title, names in ctl.SECTIONS.items():
-            if title in hidden:
-                continue
-            items = keep(names)
-            if title == "share":
-                items = [
-                    w.HBox(keep(["state", "apply_state"])),
-                    *keep(["share_link"]),
-                    w.HBox(keep(["export_csv", "export_parquet"])),
-                    w.HBox(keep(["export_png", "export_svg"])),
-                    *keep(["downloads"]),
-                ]
-            if items:
-                sections.append(w.VBox(items))
-                titles.append(title)
-        accordion = w.Accordion(children=sections, titles=tuple(titles))
-        accordion.selected_index = (
-            titles.index("regularization") if ("regularization" in titles) else None
-        )
-        transport = w.HBox(keep(["play", "step", "reset", "new_seed", "counter"]))
-        top = [] if "preset" in hidden else [c["preset"], c["preset_note"]]
-        snapshot = (
-            []
-            if "snapshot" in hidden
-            else [
-                w.HTML("<b style='font-size:12px'>snapshot of the current model</b>"),
-                c["snapshot"],
-                c["snapshot_kind"],
-            ]
-        )
-        left = w.VBox(
-            [*top, transport, *keep(["speed", "status"]), *snapshot, accordion],
-            layout=w.Layout(width="390px", min_width="390px"),
-        )
-        header = w.HTML(
-            "<div style='font-size:15px'><b>Deep neural collapse, live</b> — gradient descent on"
-            " the deep unconstrained features model (Súkeník, Mondelli &amp; Lampert, NeurIPS"
-            " 2023). Press <b>Play</b>: the features of every layer collapse to their class means"
-            " and the loss meets the optimum L* the theorem predicts.</div>"
-        )
-        # wide enough for the curves side by side; in a narrow notebook it wraps below
-        self.chart.layout = w.Layout(flex="1 1 820px", min_width="820px", overflow="auto")
-        body = w.HBox(
-            [left, self.chart], layout=w.Layout(flex_flow="row wrap", align_items="flex-start")
-        )
-        root = w.VBox([header, body])
-        root.add_class("dnc-dashboard")
-        return root
-
-
-__all__ = ["Dashboard", "SNAPSHOTS"]
+__all__ = ["LAYOUT_ENV", "SNAPSHOTS", "Dashboard"]

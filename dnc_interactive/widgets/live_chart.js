@@ -12,6 +12,11 @@
 // Messages with a `target` are meant for one view only (the replay after "ready").
 // Each view announces itself with {type: "ready", id}; Python then replays the current specs
 // and rows to that view, which is how page reloads and second views catch up.
+// A spec with usermeta.dncFit = {cell, max} is a wrapping concat: it gets as many columns
+// (at most `max`) as the slot's width holds cells of `cell` pixels, and is re-embedded with
+// its rows when a resize changes that number (a narrow notebook, a wide Voila page).
+// Test hooks: data-stream-rows / data-stream-step, and data-<slot>-panels, the page-relative
+// boxes [x, y, width, height] of the top-level panels of each view.
 
 function toRow(r) {
   return { id: r[0], step: r[1], layer: r[2], kind: r[3], metric: r[4], value: r[5] };
@@ -49,15 +54,50 @@ function render({ model, el }) {
       el.dataset.streamRows = String(rows.length);
       el.dataset.streamStep = String(maxStep);
     }
+    el.dataset[slot.name + "Panels"] = JSON.stringify(panelBoxes(slot));
   }
 
-  async function embed(slot, spec) {
+  function panelBoxes(slot) {
+    // The bounds of the top-level concat cells (title, axes and legends included).
+    const canvas = slot.div.querySelector("canvas");
+    if (!slot.view || !canvas) return [];
+    const rect = canvas.getBoundingClientRect();
+    const [ox, oy] = slot.view.origin();
+    const root = slot.view.scenegraph().root;
+    const cells = [];
+    for (const mark of root.items || []) {
+      if (mark.marktype !== "group" || !/^concat_\d+_group$/.test(mark.name || "")) continue;
+      for (const item of mark.items || []) cells.push(item.bounds);
+    }
+    if (!cells.length && root.bounds) cells.push(root.bounds);
+    return cells.map((b) => [
+      Math.round(rect.left + window.scrollX + ox + b.x1),
+      Math.round(rect.top + window.scrollY + oy + b.y1),
+      Math.round(b.x2 - b.x1),
+      Math.round(b.y2 - b.y1),
+    ]);
+  }
+
+  function fitted(slot, spec) {
+    const fit = spec && spec.usermeta && spec.usermeta.dncFit;
+    if (!fit || !spec.concat) return spec;
+    const width = slot.div.clientWidth || el.clientWidth || 0;
+    const columns = width
+      ? Math.max(1, Math.min(fit.max, Math.floor(width / fit.cell)))
+      : fit.max;
+    slot.columns = columns;
+    return Object.assign({}, spec, { columns });
+  }
+
+  async function embed(slot, spec, rows) {
     if (slot.view) {
       slot.view.finalize();
       slot.view = null;
     }
     slot.div.replaceChildren();
+    slot.spec = spec;
     if (!spec) return;
+    spec = fitted(slot, spec);
     // Re-run the layout on every update: streamed data changes axis label widths, and the
     // default autosize (layout once at embed time) would clip the grown view.
     spec = Object.assign({}, spec, { autosize: { type: "pad", resize: true } });
@@ -67,7 +107,29 @@ function render({ model, el }) {
       actions: { export: true, source: false, compiled: false, editor: false },
     });
     slot.view = result.view;
+    if (rows && rows.length) {
+      await slot.view.change("rows", slot.view.changeset().insert(rows)).runAsync();
+    }
     publish(slot);
+  }
+
+  function refit(slot) {
+    // Re-embed when the page width changes the number of columns; the rows are kept.
+    const fit = slot.spec && slot.spec.usermeta && slot.spec.usermeta.dncFit;
+    if (!fit || !slot.view) return;
+    const width = slot.div.clientWidth || el.clientWidth || 0;
+    if (!width) return;
+    const columns = Math.max(1, Math.min(fit.max, Math.floor(width / fit.cell)));
+    if (columns === slot.columns) return;
+    slot.chain = slot.chain
+      .then(() => {
+        const rows = (slot.view && slot.view.data("rows")) || [];
+        const copy = rows.map((r) => ({
+          id: r.id, step: r.step, layer: r.layer, kind: r.kind, metric: r.metric, value: r.value,
+        }));
+        return embed(slot, slot.spec, copy);
+      })
+      .catch((err) => showError(slot, err));
   }
 
   async function streamRows(slot, msg) {
@@ -109,7 +171,18 @@ function render({ model, el }) {
 
   model.on("msg:custom", onMessage);
   model.send({ type: "ready", id });
+  let timer = null;
+  const observer =
+    typeof ResizeObserver === "undefined"
+      ? null
+      : new ResizeObserver(() => {
+          clearTimeout(timer);
+          timer = setTimeout(() => Object.values(slots).forEach(refit), 150);
+        });
+  if (observer) observer.observe(el);
   return () => {
+    if (observer) observer.disconnect();
+    clearTimeout(timer);
     model.off("msg:custom", onMessage);
     for (const slot of Object.values(slots)) {
       if (slot.view) slot.view.finalize();

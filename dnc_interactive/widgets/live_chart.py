@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -246,26 +247,103 @@ LIVE_TITLES = {
     "nc3": "DNC3 / NC3  W_l vs class means",
 }
 
+#: Every panel of the live training view, in the default layout's order.
+STREAM_PANELS: tuple[str, ...] = ("loss", "gap", "q", "nc1", "nc2_orth", "nc3")
+#: The lecture layout's training panels: the loss against L* and the per-layer NC1.
+LECTURE_PANELS: tuple[str, ...] = ("loss", "nc1")
+
+
+@dataclass(frozen=True)
+class ChartStyle:
+    """Panel size (pixels of the plot area), font sizes and line width of one layout."""
+
+    name: str
+    width: int
+    height: int
+    axis_label: int
+    axis_title: int
+    title: int
+    legend: int
+    stroke: float
+    #: Pixels a panel needs besides its plot width (axis, legend): the front end fits as
+    #: many columns as the page width allows.
+    extra: int
+
+
+#: The chart styles of the dashboard's layouts (see :mod:`dnc_interactive.widgets.layout`).
+STYLES: dict[str, ChartStyle] = {
+    "default": ChartStyle("default", 150, 120, 12, 13, 14, 12, 1.5, 140),
+    "lecture": ChartStyle("lecture", 400, 190, 18, 20, 22, 18, 3.0, 200),
+}
+
+
+def chart_style(style: str | ChartStyle) -> ChartStyle:
+    """The :class:`ChartStyle` named ``style`` (``ValueError`` naming the allowed ones)."""
+    if isinstance(style, ChartStyle):
+        return style
+    if style not in STYLES:
+        raise ValueError(f"style={style!r} is not valid: expected one of {tuple(STYLES)}")
+    return STYLES[style]
+
+
+def chart_config(style: str | ChartStyle = "default") -> dict[str, Any]:
+    """The Vega-Lite ``config`` (fonts, view stroke) of a layout's charts."""
+    st = chart_style(style)
+    axis = {"labelFontSize": st.axis_label, "titleFontSize": st.axis_title}
+    return {
+        "view": {"stroke": "#ddd"},
+        "title": {"fontSize": st.title, "anchor": "start", "limit": 0},
+        "axis": axis,
+        "legend": {"labelFontSize": st.legend, "titleFontSize": st.legend, "symbolSize": 90},
+        "header": {"labelFontSize": st.axis_title, "titleFontSize": st.axis_title},
+        "text": {"fontSize": st.axis_label},
+    }
+
 
 def stream_spec(
-    config: DUFMConfig, optimal_loss: float = math.nan, *, width: int = 180, height: int = 130
+    config: DUFMConfig,
+    optimal_loss: float = math.nan,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    q_star: Sequence[float] | None = None,
+    roundoff: float | None = None,
+    panels: Sequence[str] = STREAM_PANELS,
+    style: str | ChartStyle = "default",
+    columns: int | None = None,
 ) -> dict[str, Any]:
     """The Vega-Lite spec of the live training curves for ``config``, reading named data.
 
-    Panels: the loss terms (log scale) with the optimum L* as a dashed rule, the relative gap
-    |L − L*|/L* (log scale, red points where the loss is below L*), the output scales q_k, and
-    per layer DNC1 (pre-ReLU dashed, post-ReLU solid), DNC2 (orthogonal frame, post) and
-    DNC3 / NC3 (theory §3). All panels read the dataset ``rows`` that :class:`LiveChart` streams.
+    Panels (``panels``, any of :data:`STREAM_PANELS`): ``"loss"`` the loss terms (log scale)
+    with the optimum L* as a dashed rule; ``"gap"`` the relative gap |L − L*|/L* (log scale;
+    red points where the loss is below L* by more than ``roundoff``, green points where
+    |gap| < ``roundoff``: the optimum reached within floating-point round-off, drawn at the
+    round-off level); ``"q"`` the output scales q_k with theory's q*_k (``q_star``, theory §6)
+    as dashed rules in the class's colour; and per layer ``"nc1"`` DNC1 (pre-ReLU dashed,
+    post-ReLU solid), ``"nc2_orth"`` DNC2 (orthogonal frame, post) and ``"nc3"`` DNC3 / NC3
+    (theory §3). All panels read the dataset ``rows`` that :class:`LiveChart` streams.
+
+    ``style`` (see :data:`STYLES`) sets the plot size (``width`` / ``height`` override it) and
+    the font sizes. The panels are a wrapping ``concat`` of ``columns`` columns (default: 3,
+    or all panels for a lecture); its ``usermeta.dncFit`` lets the front end use fewer
+    columns when the page is too narrow for them.
     """
+    st = chart_style(style)
+    unknown = [p for p in panels if p not in STREAM_PANELS]
+    if unknown or not panels:
+        raise ValueError(f"panels={list(panels)!r} is not valid: expected some of {STREAM_PANELS}")
     L = config.L
     log = {"type": "log"}
-    size = {"width": width, "height": height}
+    size = {"width": width or st.width, "height": height or st.height}
+    line = {"type": "line", "strokeWidth": st.stroke}
     terms = list(_MODEL_METRICS[:3])
+    built: dict[str, dict[str, Any]] = {}
+
     loss_layers: list[dict[str, Any]] = [
         _unit(
             terms,
             ["model"],
-            {"type": "line"},
+            line,
             {
                 "x": _X,
                 "y": {"field": "v", "type": "quantitative", "title": "loss terms", "scale": log},
@@ -291,14 +369,24 @@ def stream_spec(
         loss_layers.append(
             {
                 "data": value,
-                "mark": {"type": "rule", "color": "black", "strokeDash": [4, 4]},
-                "encoding": {"y": y},
+                "mark": {"type": "rule", "color": "black", "strokeDash": [6, 4], "strokeWidth": 2},
+                "encoding": {
+                    "y": y,
+                    "tooltip": _tooltip(("value", "quantitative", ".6e")),
+                },
             }
         )
         loss_layers.append(
             {
                 "data": value,
-                "mark": {"type": "text", "align": "left", "dx": 4, "dy": -6, "fontWeight": "bold"},
+                "mark": {
+                    "type": "text",
+                    "align": "left",
+                    "dx": 4,
+                    "dy": -0.6 * st.axis_label,
+                    "fontWeight": "bold",
+                    "fontSize": st.axis_title,
+                },
                 "encoding": {"y": y, "x": {"value": 0}, "text": {"field": "label"}},
             }
         )
@@ -325,63 +413,12 @@ def stream_spec(
             },
         }
     )
-    loss = {"title": title, "layer": loss_layers, **size}
-
-    gap_enc = {
-        "x": _X,
-        "y": {"field": "g", "type": "quantitative", "title": "|L − L*| / L*", "scale": log},
-        "tooltip": _tooltip(("step", "quantitative", None), ("value", "quantitative", ".3e")),
-    }
-    gap_calc = {"calculate": f"max(abs(datum.value), {LOG_FLOOR})", "as": "g"}
-    gap = {
-        "title": "Gap |L − L*|/L* (red: L < L*)",
-        "layer": [
-            _unit(
-                ["relative_gap"], ["model"], {"type": "line", "color": "#444"}, gap_enc, [gap_calc]
-            ),
-            _unit(
-                ["relative_gap"],
-                ["model"],
-                {"type": "point", "color": "#d62728", "filled": True, "size": 16},
-                gap_enc,
-                [gap_calc, {"filter": "datum.value < 0"}],
-            ),
-        ],
-        **size,
-    }
-    q = {
-        "title": "Output scales q_k",
-        "data": {"name": "rows"},
-        "transform": [
-            {"filter": "datum.kind === 'output' && indexof(datum.metric, 'q_') === 0"},
-            {"filter": _FINITE},
-            {"calculate": "toNumber(substring(datum.metric, 2))", "as": "class"},
-        ],
-        "mark": {"type": "line"},
-        "encoding": {
-            "x": _X,
-            "y": {
-                "field": "value",
-                "type": "quantitative",
-                "title": "q_k",
-                "scale": {"zero": False},
-            },
-            "color": {
-                "field": "class",
-                "type": "nominal",
-                "title": "class k",
-                "scale": {"scheme": "tableau10"},
-            },
-            "tooltip": _tooltip(
-                ("step", "quantitative", None),
-                ("class", "nominal", None),
-                ("value", "quantitative", ".4f"),
-            ),
-        },
-        **size,
-    }
+    built["loss"] = {"title": title, "layer": loss_layers, **size}
+    built["gap"] = _gap_panel(roundoff, size, st)
+    built["q"] = _q_panel(config, q_star, size, line)
 
     def layer_panel(metric: str, kinds: Sequence[str], legend: bool) -> dict[str, Any]:
+        colour_legend: dict[str, Any] = {"columns": 2} if st.name == "lecture" and L > 5 else {}
         enc: dict[str, Any] = {
             "x": _X,
             "y": {"field": "v", "type": "quantitative", "title": metric, "scale": log},
@@ -393,6 +430,7 @@ def stream_spec(
                     "scheme": {"name": "viridis", "extent": [0.0, 0.85]},
                     "domain": list(range(1, L + 1)),
                 },
+                **({"legend": colour_legend} if legend and colour_legend else {}),
                 **({} if legend else {"legend": None}),
             },
             "tooltip": _tooltip(
@@ -411,27 +449,142 @@ def stream_spec(
             }
         return {
             "title": LIVE_TITLES.get(metric, metric_title(metric)),
-            **_unit([metric], kinds, {"type": "line"}, enc),
+            **_unit([metric], kinds, line, enc),
             **size,
         }
 
+    built["nc1"] = layer_panel("nc1", ["pre", "post"], True)
+    built["nc2_orth"] = layer_panel("nc2_orth", ["post"], False)
+    built["nc3"] = layer_panel("nc3", ["weight"], False)
+
+    chosen = [built[p] for p in panels]
+    cols = columns or (len(chosen) if st.name == "lecture" else min(3, len(chosen)))
     independent = {"scale": {"color": "independent", "strokeDash": "independent"}}
     return {
         "$schema": VEGA_LITE_SCHEMA,
-        "vconcat": [
-            {"hconcat": [loss, gap, q], "resolve": independent},
-            {
-                "hconcat": [
-                    layer_panel("nc1", ["pre", "post"], True),
-                    layer_panel("nc2_orth", ["post"], False),
-                    layer_panel("nc3", ["weight"], False),
-                ],
-                "resolve": independent,
-            },
-        ],
-        "resolve": independent,
-        "config": {"view": {"stroke": "#ddd"}, "title": {"fontSize": 12, "anchor": "start"}},
+        "concat": chosen,
+        "columns": cols,
+        "spacing": 16 if st.name == "lecture" else 10,
+        "resolve": {**independent, "legend": {"color": "independent"}},
+        "config": chart_config(st),
+        "usermeta": {"dncFit": {"cell": size["width"] + st.extra, "max": cols}},
     }
+
+
+def _gap_panel(roundoff: float | None, size: dict[str, int], st: ChartStyle) -> dict[str, Any]:
+    """The relative-gap panel; below ``roundoff`` a gap counts as reached (green points)."""
+    tol = float(roundoff) if roundoff is not None and roundoff > 0 else None
+    floor = tol if tol is not None else LOG_FLOOR
+    gap_enc = {
+        "x": _X,
+        "y": {
+            "field": "g",
+            "type": "quantitative",
+            "title": "|L − L*| / L*",
+            "scale": {"type": "log"},
+        },
+        "tooltip": _tooltip(("step", "quantitative", None), ("value", "quantitative", ".3e")),
+    }
+    gap_calc = {"calculate": f"max(abs(datum.value), {floor})", "as": "g"}
+    below = f"datum.value < {-tol}" if tol is not None else "datum.value < 0"
+    point = {"type": "point", "filled": True, "size": 16 * st.stroke**2}
+    layers = [
+        _unit(
+            ["relative_gap"],
+            ["model"],
+            {"type": "line", "color": "#444", "strokeWidth": st.stroke},
+            gap_enc,
+            [gap_calc],
+        ),
+        _unit(
+            ["relative_gap"],
+            ["model"],
+            {**point, "color": "#d62728"},
+            gap_enc,
+            [gap_calc, {"filter": below}],
+        ),
+    ]
+    title = "Gap |L − L*|/L* (red: L < L*)"
+    if tol is not None:
+        layers.append(
+            _unit(
+                ["relative_gap"],
+                ["model"],
+                {**point, "color": "#2e7d32"},
+                gap_enc,
+                [gap_calc, {"filter": f"abs(datum.value) < {tol}"}],
+            )
+        )
+        layers.append(
+            {
+                "data": {"values": [{"g": tol, "label": "round-off"}]},
+                "mark": {"type": "rule", "color": "#2e7d32", "strokeDash": [2, 3]},
+                "encoding": {
+                    "y": {"field": "g", "type": "quantitative"},
+                    "tooltip": _tooltip(("label", "nominal", None), ("g", "quantitative", ".0e")),
+                },
+            }
+        )
+        title = "Gap |L − L*|/L* (red: L < L*; green: reached, round-off)"
+    return {"title": title, "layer": layers, **size}
+
+
+def _q_panel(
+    config: DUFMConfig,
+    q_star: Sequence[float] | None,
+    size: dict[str, int],
+    line: dict[str, Any],
+) -> dict[str, Any]:
+    """The output-scale panel: q_k per class, and theory's q*_k as dashed rules."""
+    classes = list(range(config.K))
+    colour = {
+        "field": "class",
+        "type": "nominal",
+        "title": "class k",
+        "scale": {"scheme": "tableau10", "domain": classes},
+        **({"legend": {"columns": 2}} if config.K > 6 else {}),
+    }
+    trained = {
+        "data": {"name": "rows"},
+        "transform": [
+            {"filter": "datum.kind === 'output' && indexof(datum.metric, 'q_') === 0"},
+            {"filter": _FINITE},
+            {"calculate": "toNumber(substring(datum.metric, 2))", "as": "class"},
+        ],
+        "mark": line,
+        "encoding": {
+            "x": _X,
+            "y": {
+                "field": "value",
+                "type": "quantitative",
+                "title": "q_k",
+                "scale": {"zero": False},
+            },
+            "color": colour,
+            "tooltip": _tooltip(
+                ("step", "quantitative", None),
+                ("class", "nominal", None),
+                ("value", "quantitative", ".4f"),
+            ),
+        },
+    }
+    theory_rows = [
+        {"class": k, "q_star": float(q)}
+        for k, q in enumerate(q_star or ())
+        if k < config.K and math.isfinite(float(q))
+    ]
+    if not theory_rows:
+        return {"title": "Output scales q_k", **trained, **size}
+    rules = {
+        "data": {"values": theory_rows},
+        "mark": {"type": "rule", "strokeDash": [6, 4], "strokeWidth": 2, "opacity": 0.8},
+        "encoding": {
+            "y": {"field": "q_star", "type": "quantitative"},
+            "color": colour,
+            "tooltip": _tooltip(("class", "nominal", None), ("q_star", "quantitative", ".4f")),
+        },
+    }
+    return {"title": "Output scales q_k (dashed: theory q*_k)", "layer": [trained, rules], **size}
 
 
 # ---------------------------------------------------------------------- snapshots
@@ -564,6 +717,12 @@ class LiveChart(anywidget.AnyWidget):
 
 __all__ = [
     "DEFAULT_MAX_POINTS",
+    "LECTURE_PANELS",
+    "STREAM_PANELS",
+    "STYLES",
+    "ChartStyle",
+    "chart_config",
+    "chart_style",
     "LiveChart",
     "SeriesStore",
     "cache_dir",

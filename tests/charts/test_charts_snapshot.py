@@ -87,6 +87,18 @@ def test_gram_heatmap_pre_kind_large_k_non_finite_and_validation():
         gram_heatmap(gram, ideal="simplex")
 
 
+def test_gram_heatmap_takes_the_optimums_own_gram_as_the_ideal():
+    gram = make_gram(depth=2, num_classes=2)
+    target = np.diag([0.9, 0.1]) / np.linalg.norm([0.9, 0.1])  # imbalanced: unequal diagonal
+    spec = gram_heatmap(gram, ideal=target, ideal_title="optimum (imbalanced)").to_dict()
+    panels = spec["facet"]["sort"]
+    assert panels[-1] == "optimum (imbalanced)"
+    cells = {(r["row"], r["col"]): r["value"] for r in rows_of(spec) if r["panel"] == panels[-1]}
+    assert cells[(0, 0)] == pytest.approx(target[0, 0]) and cells[(0, 1)] == 0.0
+    with pytest.raises(ValueError, match=r"ideal has shape \(3, 3\), expected \(2, 2\)"):
+        gram_heatmap(gram, ideal=np.eye(3))
+
+
 # ---------------------------------------------------------------- projection_chart
 
 

@@ -66,9 +66,9 @@ def test_stream_spec_compiles_and_reads_the_rows_dataset(cfg, opt):
     vega = vlc.vegalite_to_vega(spec)
     names = [d["name"] for d in vega["data"]]
     assert "rows" in names
-    colour = spec["vconcat"][1]["hconcat"][0]["encoding"]["color"]
+    colour = spec["concat"][3]["encoding"]["color"]  # the per-layer NC1 panel
     assert colour["scale"]["domain"] == list(range(1, cfg.L + 1))
-    layers = spec["vconcat"][0]["hconcat"][0]["layer"]
+    layers = spec["concat"][0]["layer"]
     has_rule = any("values" in layer.get("data", {}) for layer in layers)  # the L* rule
     assert has_rule == math.isfinite(opt)
 
@@ -131,3 +131,61 @@ def test_live_chart_streams_replays_and_replaces_snapshots():
 
     chart.set_stream(stream_spec(DUFMConfig(depth=2)))
     assert len(chart.store) == 0
+
+
+def _panel(spec, title_start):
+    (panel,) = [p for p in spec["concat"] if p["title"].startswith(title_start)]
+    return panel
+
+
+def test_stream_spec_draws_q_star_rules_in_the_class_colours():
+    cfg = DUFMConfig(samples_per_class=(95, 5), lambda_H=3e-3, lambda_W=3e-3)
+    spec = stream_spec(cfg, 0.1, q_star=(0.9, 0.0))
+    q = _panel(spec, "Output scales")
+    assert "theory q*_k" in q["title"]
+    trained, rules = q["layer"]
+    assert rules["mark"]["type"] == "rule" and rules["mark"]["strokeDash"]
+    assert rules["data"]["values"] == [{"class": 0, "q_star": 0.9}, {"class": 1, "q_star": 0.0}]
+    assert rules["encoding"]["color"]["scale"] == trained["encoding"]["color"]["scale"]
+    assert trained["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    vlc.vegalite_to_vega(spec)  # compiles
+    # no theory (CE loss: NaN), no rules
+    plain = _panel(stream_spec(cfg, math.nan, q_star=(math.nan, math.nan)), "Output scales")
+    assert "layer" not in plain
+
+
+def test_gap_below_round_off_is_drawn_as_reached_not_red():
+    spec = stream_spec(DUFMConfig(), 0.01, roundoff=1e-6)
+    gap = _panel(spec, "Gap")
+    line, red, green, rule = gap["layer"]
+    assert {"filter": "datum.value < -1e-06"} in red["transform"]
+    assert {"filter": "abs(datum.value) < 1e-06"} in green["transform"]
+    assert green["mark"]["color"] == "#2e7d32" and red["mark"]["color"] == "#d62728"
+    assert rule["data"]["values"][0]["g"] == 1e-6
+    # the plotted gap never goes below the round-off level
+    assert {"calculate": "max(abs(datum.value), 1e-06)", "as": "g"} in line["transform"]
+    # rendered: a gap of -1e-9 (noise) gets a green point, -1e-2 a red one
+    values = [
+        {"id": i, "step": s, "layer": 0, "kind": "model", "metric": "relative_gap", "value": v}
+        for i, (s, v) in enumerate([(0, 1.0), (10, -1e-2), (20, -1e-9), (30, 0.0)])
+    ]
+    svg = vlc.vegalite_to_svg({**spec, "datasets": {"rows": values}})
+    assert svg.count('fill="#d62728"') == 1 and svg.count('fill="#2e7d32"') == 2
+
+
+def test_stream_spec_panels_styles_and_validation():
+    lecture = stream_spec(DUFMConfig(depth=6), 0.01, panels=("loss", "nc1"), style="lecture")
+    assert len(lecture["concat"]) == 2 and lecture["columns"] == 2
+    config = lecture["config"]
+    assert config["axis"]["labelFontSize"] >= 18 and config["axis"]["titleFontSize"] >= 18
+    assert config["title"]["fontSize"] >= 18 and config["legend"]["labelFontSize"] >= 18
+    assert all(p["width"] >= 300 for p in lecture["concat"])
+    assert lecture["usermeta"]["dncFit"]["max"] == 2
+    vlc.vegalite_to_vega(lecture)
+    default = stream_spec(DUFMConfig())
+    assert default["config"]["axis"]["labelFontSize"] >= 12  # not vega's 10 px
+    assert default["columns"] == 3 and len(default["concat"]) == 6
+    with pytest.raises(ValueError, match="panels=.* is not valid"):
+        stream_spec(DUFMConfig(), panels=("loss", "nope"))
+    with pytest.raises(ValueError, match="style='huge' is not valid"):
+        stream_spec(DUFMConfig(), style="huge")

@@ -1,0 +1,182 @@
+"""The dashboard's widget trees: the desk layout (``"default"``) and the lecture layout.
+
+Each builder takes the controls (:func:`~dnc_interactive.widgets.controls.build_controls`), the
+live chart, the keyboard-shortcut widget and the names to hide, and returns the root widget;
+it decides where things go and how wide they are, nothing else.
+
+* ``"default"``: a header, then a column of controls (340 px: preset, transport, status,
+  snapshot choice, the folded sections) beside the live charts, which take the rest of the
+  width (their panels wrap into as many columns as fit, so in JupyterLab's notebook width the
+  charts stay beside the controls, on the first screen).
+* ``"lecture"``: for a projector — a one-line title, one strip of controls (Play / Step /
+  Reset, the step counter, the preset, λ, the depth, a "settings" toggle that unfolds
+  everything else), the status line with the key hint, then four large panels in two rows:
+  the loss against L*, the per-layer NC1, the features of the last layer in 2-D and the
+  Gram of its class means against the optimum's. Fonts are ≥ 18 px.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import ipywidgets as w
+
+from dnc_interactive.widgets import controls as ctl
+
+#: The layouts a dashboard can have.
+LAYOUTS: tuple[str, ...] = ("default", "lecture")
+#: Width of the default layout's control column (its controls are 330 px wide).
+CONTROL_COLUMN = "340px"
+#: The four panels of the lecture layout, in reading order (two rows of two).
+LECTURE_PANEL_NAMES: tuple[str, ...] = ("loss vs L*", "per-layer NC1", "features", "Gram")
+
+_HEADER = (
+    "<div style='font-size:15px'><b>Deep neural collapse, live</b> — gradient descent on"
+    " the deep unconstrained features model (Súkeník, Mondelli &amp; Lampert, NeurIPS"
+    " 2023). Press <b>Play</b>: the features of every layer collapse to their class means"
+    " and the loss meets the optimum L* the theorem predicts.</div>"
+)
+_LECTURE_HEADER = (
+    "<div class='dnc-lecture-title'><b>Deep neural collapse, live</b>"
+    "<span> — gradient descent on the deep unconstrained features model: every layer's"
+    " features collapse to their class means as the loss meets the optimum L*</span></div>"
+)
+
+
+def check_layout(layout: object) -> str:
+    """``layout`` if it is one of :data:`LAYOUTS`; otherwise ``ValueError`` naming the
+    parameter and the allowed values."""
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r} is not valid: expected one of {LAYOUTS}")
+    return layout
+
+
+def _keep(controls: dict[str, w.Widget], names: Iterable[str], hidden: set[str]) -> list[w.Widget]:
+    return [controls[n] for n in names if n not in hidden]
+
+
+def sections(controls: dict[str, w.Widget], hidden: set[str]) -> w.Accordion:
+    """The folded sections of the controls (data, model, regularization, ...), the
+    regularization section open."""
+    c = controls
+    children = []
+    titles = []
+    for title, names in ctl.SECTIONS.items():
+        if title in hidden:
+            continue
+        items = _keep(c, names, hidden)
+        if title == "share":
+            items = [
+                w.HBox(_keep(c, ["state", "apply_state"], hidden)),
+                *_keep(c, ["share_link"], hidden),
+                w.HBox(_keep(c, ["export_csv", "export_parquet"], hidden)),
+                w.HBox(_keep(c, ["export_png", "export_svg"], hidden)),
+                *_keep(c, ["downloads"], hidden),
+            ]
+        if items:
+            children.append(w.VBox(items))
+            titles.append(title)
+    accordion = w.Accordion(children=children, titles=tuple(titles))
+    accordion.selected_index = (
+        titles.index("regularization") if "regularization" in titles else None
+    )
+    return accordion
+
+
+def default_layout(
+    controls: dict[str, w.Widget], chart: w.Widget, shortcuts: w.Widget, hidden: set[str]
+) -> w.Widget:
+    """The desk layout: ``VBox([header, HBox([control column, charts])])``; the control
+    column's last child is the accordion of sections."""
+    c = controls
+    transport = w.HBox(_keep(c, ["play", "step", "reset", "new_seed", "counter"], hidden))
+    top = [] if "preset" in hidden else [c["preset"], c["preset_note"]]
+    snapshot = (
+        []
+        if "snapshot" in hidden
+        else [
+            w.HTML("<b style='font-size:12px'>snapshot of the current model</b>"),
+            c["snapshot"],
+            c["snapshot_kind"],
+        ]
+    )
+    left = w.VBox(
+        [*top, transport, *_keep(c, ["speed", "status"], hidden), shortcuts, *snapshot]
+        + [sections(c, hidden)],
+        layout=w.Layout(width=CONTROL_COLUMN, min_width=CONTROL_COLUMN),
+    )
+    # the charts take the rest of the row; their panels wrap to the width they get
+    chart.layout = w.Layout(flex="1 1 0%", min_width="300px", overflow="auto")
+    body = w.HBox([left, chart], layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
+    root = w.VBox([w.HTML(_HEADER), body])
+    root.add_class("dnc-dashboard")
+    return root
+
+
+def lecture_layout(
+    controls: dict[str, w.Widget], chart: w.Widget, shortcuts: w.Widget, hidden: set[str]
+) -> w.Widget:
+    """The lecture layout: ``VBox([title, strip, status row, folded settings, charts])``."""
+    c = controls
+    narrow = {"lambda_H": "330px", "depth": "250px", "preset": "330px"}
+    for name, width in narrow.items():
+        c[name].layout.width = width
+        c[name].style.description_width = "60px" if name != "preset" else "52px"
+    c["lambda_H"].description = "λ"
+    more = w.ToggleButton(
+        value=False,
+        description="settings",
+        icon="sliders-h",
+        tooltip="every control: data, model, regularization, optimization, share",
+        layout=w.Layout(width="110px"),
+    )
+    c["more"] = more
+    strip = w.HBox(
+        _keep(c, ["play", "step", "reset", "counter", "preset", "lambda_H", "depth"], hidden)
+        + [more],
+        layout=w.Layout(flex_flow="row wrap", align_items="center"),
+    )
+    strip.add_class("dnc-strip")
+    status = w.HBox(
+        [*_keep(c, ["status"], hidden), shortcuts],
+        layout=w.Layout(align_items="center", justify_content="space-between"),
+    )
+    extra = w.VBox(_keep(c, ["speed", "snapshot_kind"], hidden))
+    settings = w.HBox(
+        [extra, sections(c, hidden)],
+        layout=w.Layout(display="none", flex_flow="row wrap", align_items="flex-start"),
+    )
+
+    def toggle(change: dict) -> None:
+        settings.layout.display = "flex" if change["new"] else "none"
+
+    more.observe(toggle, names="value")
+    chart.layout = w.Layout(width="100%", overflow="auto")
+    root = w.VBox([w.HTML(_LECTURE_HEADER), strip, status, settings, chart])
+    root.add_class("dnc-dashboard")
+    root.add_class("dnc-lecture")
+    return root
+
+
+def build(
+    layout: str,
+    controls: dict[str, w.Widget],
+    chart: w.Widget,
+    shortcuts: w.Widget,
+    hidden: Iterable[str] = (),
+) -> w.Widget:
+    """The root widget of ``layout`` (see :data:`LAYOUTS`)."""
+    builder = {"default": default_layout, "lecture": lecture_layout}[check_layout(layout)]
+    return builder(controls, chart, shortcuts, set(hidden))
+
+
+__all__ = [
+    "CONTROL_COLUMN",
+    "LAYOUTS",
+    "LECTURE_PANEL_NAMES",
+    "build",
+    "check_layout",
+    "default_layout",
+    "lecture_layout",
+    "sections",
+]
