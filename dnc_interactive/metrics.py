@@ -415,12 +415,17 @@ def _nc1_class_core(
     return torch.where(s2[..., :1] > 0, val, _nan_like(val))
 
 
-def _cdnv_core(M: Tensor, R: Tensor, A: Tensor) -> Tensor:
-    """(..., K, K) CDNV matrix (Var_i + Var_j) / (2 ||mu_i - mu_j||^2), 0 on the diagonal and
-    nan where two means coincide. ``R`` = X - M[:, y] (..., d, N), ``A`` (N, K) the class
-    averaging operator, so Var_k = mean_{i in k} ||r_i||^2."""
+def _class_variances(R: Tensor, A: Tensor) -> Tensor:
+    """(..., K) Var_k = mean_{i in class k} ||r_i||^2 of the residuals R = X - M[:, y]
+    (..., d, N), with ``A`` (N, K) the class averaging operator."""
+    return R.pow(2).sum(-2) @ A
+
+
+def _cdnv_core(M: Tensor, var: Tensor) -> Tensor:
+    """(..., K, K) CDNV matrix (Var_i + Var_j) / (2 ||mu_i - mu_j||^2) from the class means M
+    (..., d, K) and the class variances ``var`` (..., K); 0 on the diagonal and nan where two
+    means coincide."""
     K = M.shape[-1]
-    var = R.pow(2).sum(-2) @ A
     D2 = (M[..., :, :, None] - M[..., :, None, :]).pow(2).sum(-3)
     num = 0.5 * (var[..., :, None] + var[..., None, :])
     C = torch.where(D2 > 0, num / torch.where(D2 > 0, D2, torch.ones_like(D2)), math.nan)
@@ -507,7 +512,7 @@ def _feature_cores(
     if extended:
         out["nc2_general_orth"] = _nc2_general_orth_core(M)
         out["nc1_class"] = _nc1_class_core(U, s, P2, A, rcond, rmax)
-        out.update(_cdnv_summary(_cdnv_core(M, R, A)))
+        out.update(_cdnv_summary(_cdnv_core(M, _class_variances(R, A))))
     return out
 
 
@@ -768,7 +773,7 @@ def cdnv_matrix(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
     A, _ = _mean_operator(y, K)
     X = _unit(X)
     M = X @ A
-    return _cdnv_core(M, X - M[:, y], A)
+    return _cdnv_core(M, _class_variances(X - M[:, y], A))
 
 
 def cdnv(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
@@ -919,6 +924,7 @@ class CollapseAccumulator:
         self._c = torch.ones((), dtype=F64)
         self._means = torch.zeros(self.dim, self.num_classes, dtype=F64)
         self._scatter = torch.zeros(self.dim, self.dim, dtype=F64)
+        self._class_ss = torch.zeros(self.num_classes, dtype=F64)  # tr of each class's scatter
         self._nonfinite: list[int] = []  # 1-based numbers of the updates with NaN/inf features
         self._finite_flags: list[Tensor] = []  # per update, checked in compute() (no sync here)
         self._updates = 0
@@ -952,6 +958,7 @@ class CollapseAccumulator:
             self.counts = self.counts.to(X.device)
             self._means = self._means.to(X.device)
             self._scatter = self._scatter.to(X.device)
+            self._class_ss = self._class_ss.to(X.device)
             self._c = _pow2_scale(X.to(X.device))[0, 0]
         X, y = X.to(self._device) / self._c, y.to(self._device)
         self._updates += 1
@@ -965,6 +972,7 @@ class CollapseAccumulator:
         weight = torch.where(total > 0, n * m / total.clamp_min(1.0), 0.0)
         delta = self._means - nu
         self._scatter += R @ R.T + (delta * weight) @ delta.T
+        self._class_ss += R.pow(2).sum(0) @ onehot + weight * delta.pow(2).sum(0)
         frac = torch.where(total > 0, m / total.clamp_min(1.0), 0.0)
         self._means = self._means - delta * frac
         self.counts = total
@@ -975,7 +983,10 @@ class CollapseAccumulator:
 
         Keys: nc1, nc1_trace, nc2_orth, nc2_etf, equinorm, coherence, rank, mean_norm (Python
         numbers, as the one-shot functions), ``nc1_details`` (:class:`NC1Details`), ``means``
-        (d, K) and ``counts`` (K,) tensors and ``num_samples``. Raises ``ValueError`` before
+        (d, K) and ``counts`` (K,) tensors and ``num_samples``; and the imbalance-aware
+        ``nc2_general_orth``, ``cdnv``, ``cdnv_max`` (numbers) and ``cdnv_class`` (a (K,)
+        tensor) of theory §3.7-§3.9 (the per-class traces of the scatter are kept, merged
+        with the same rule, for the class variances). Raises ``ValueError`` before
         any update, while a class has no sample, or after an update with non-finite features.
         """
         if self._device is None or self.num_samples == 0:
@@ -1006,6 +1017,7 @@ class CollapseAccumulator:
         c = _pow2_scale(big.view(1, 1))[0, 0]
         M = self._means / c
         Sw = self._scatter / N / (c * c)
+        var = self._class_ss / self.counts / (c * c)
         c = c * self._c
         Mbar = _centre(M)
         U, s, _ = torch.linalg.svd(Mbar, full_matrices=False)
@@ -1014,6 +1026,7 @@ class CollapseAccumulator:
         Mbu = _unit(Mbar)
         rmax = torch.tensor(min(self.dim, K - 1), device=M.device)
         nc1 = _nc1_core(s, quad, self.rcond, rmax)
+        cd = _cdnv_summary(_cdnv_core(M, var))
         vals = torch.stack(
             [
                 nc1["nc1"],
@@ -1026,12 +1039,16 @@ class CollapseAccumulator:
                 torch.linalg.vector_norm(M, dim=0).mean() * c,
                 *(nc1[k] for k in _DETAIL_KEYS[1:4]),
                 *_separation_core(Mbu, self.rcond).values(),
+                _nc2_general_orth_core(M),
+                *(cd[k] for k in ("cdnv", "cdnv_max")),
             ]
         ).tolist()
         n = len(FEATURE_METRICS)
         out: dict = dict(zip(FEATURE_METRICS, vals[:n], strict=True))
         out["rank"] = int(out["rank"])
-        out["nc1_details"] = NC1Details._from([vals[0], *vals[n:]])
+        out["nc1_details"] = NC1Details._from([vals[0], *vals[n : n + 5]])
+        out["nc2_general_orth"], out["cdnv"], out["cdnv_max"] = vals[n + 5 :]
+        out["cdnv_class"] = cd["cdnv_class"]
         out["means"] = self.means.clone()
         out["counts"] = self.counts.clone()
         out["num_samples"] = self.num_samples

@@ -540,3 +540,35 @@ def test_collapse_report_columns():
     assert full.loc[2, "nc1_class_2"] == rows[(2, "pre", "nc1_class_2")]
     with pytest.raises(ValueError, match="per_class"):
         m.collapse_report(model, per_class="yes")
+
+
+# ============================================================================ accumulator
+def test_accumulator_cdnv_equals_one_shot_with_batches_missing_classes():
+    X, y = _data((13, 4, 9), d=5, seed=2)
+    perm = torch.randperm(y.numel(), generator=torch.Generator().manual_seed(3))
+    X, y = X[:, perm], y[perm]
+    acc = m.CollapseAccumulator(3, 5)
+    first = torch.nonzero(y != 1).flatten()[:6]  # a first batch without class 1
+    rest = torch.tensor([i for i in range(y.numel()) if i not in set(first.tolist())])
+    for part in (first, rest[:7], rest[7:]):
+        acc.update(X[:, part], y[part])
+    out = acc.compute()
+    assert out["cdnv"] == pytest.approx(m.cdnv(X, y), rel=1e-12)
+    assert out["cdnv_max"] == pytest.approx(float(m.cdnv_matrix(X, y).max()), rel=1e-12)
+    torch.testing.assert_close(out["cdnv_class"], m.cdnv_per_class(X, y), rtol=1e-12, atol=0)
+    M = m.class_means(X, y)
+    assert out["nc2_general_orth"] == pytest.approx(m.nc2_general_orth(M), rel=1e-12)
+    ref = m.nc1_details(X, y)  # the details are unchanged by the new keys
+    assert out["nc1_details"].value == pytest.approx(ref.value, rel=1e-10)
+    assert out["nc1_details"][1:3] == ref[1:3] and out["nc1_details"].separated == ref.separated
+    # the per-class traces add up to the pooled scatter's
+    assert float(acc._class_ss.sum()) == pytest.approx(float(torch.trace(acc._scatter)), rel=1e-12)
+
+
+@pytest.mark.parametrize("c", [1e-200, 1e150])
+def test_accumulator_cdnv_is_scale_safe(c):
+    X, y = _data((6, 6, 6), d=5)
+    acc = m.CollapseAccumulator(3, 5)
+    for part in (slice(0, 7), slice(7, 18)):
+        acc.update(X[:, part] * c, y[part])
+    assert acc.compute()["cdnv"] == pytest.approx(m.cdnv(X, y), rel=1e-9)
