@@ -760,11 +760,11 @@ def gram(M: Tensor) -> Tensor:
 def cdnv_matrix(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
     """Class-distance normalised variance of every pair of classes, (K, K) float64 (theory §3.7).
 
-    ``CDNV_ij = (Var_i + Var_j) / (2 ||mu_i - mu_j||^2)`` for i != j (Galanti et al. 2022,
-    [S16]), with ``Var_k = (1/n_k) sum_{i: y_i = k} ||x_i - mu_k||^2`` the mean squared
-    distance of class k's samples to their mean. Symmetric; the diagonal is 0 by convention
-    (the CDNV is defined for i != j only); an entry is ``nan`` where the two means coincide.
-    Scale-invariant and computed scale-safely.
+    ``CDNV_ij = (Var_i + Var_j) / (2 ||mu_i - mu_j||^2)`` for i != j (Galanti, Gyorgy &
+    Hutter, ICLR 2022, arXiv 2112.15121), with ``Var_k = (1/n_k) sum_{i: y_i = k}
+    ||x_i - mu_k||^2`` the mean squared distance of class k's samples to their mean.
+    Symmetric; the diagonal is 0 by convention (the CDNV is defined for i != j only); an
+    entry is ``nan`` where the two means coincide. Scale-invariant and computed scale-safely.
 
     Raises:
         ValueError: non-finite or empty ``X``, fewer than 2 classes, bad labels, an empty class.
@@ -777,7 +777,7 @@ def cdnv_matrix(X: Tensor, y: Tensor, num_classes: int | None = None) -> Tensor:
 
 
 def cdnv(X: Tensor, y: Tensor, num_classes: int | None = None) -> float:
-    """Mean CDNV over the pairs of classes (theory §3.7; Galanti et al. 2022 [S16]).
+    """Mean CDNV over the pairs of classes (theory §3.7; Galanti et al., ICLR 2022).
 
     ``cdnv = (1/(K(K-1))) sum_{i != j} CDNV_ij`` with CDNV_ij as in :func:`cdnv_matrix`. It
     tends to 0 under NC1; unlike NC1 every pair counts alike, whatever the class sizes.
