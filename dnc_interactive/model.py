@@ -32,6 +32,14 @@ from dnc_interactive.config import DUFMConfig
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
+#: Initialisations of :class:`DUFM` (theory §8): "random" (the paper's kind: Gaussian H1, He
+#: weights), "structured" (a weak class signal in H1, looks-linear hidden weights, W_L = 0) and
+#: "small" (every matrix a tenth of "random", H1 as the config says: a start next to zero).
+INITS = ("random", "structured", "small")
+
+#: Signal-to-noise ratio of the class signal in a "structured" H1 (theory §8).
+STRUCTURED_SNR = 3.0
+
 
 @dataclass(frozen=True)
 class Features:
@@ -70,32 +78,39 @@ def _activation(name: str):
 class DUFM(nn.Module):
     """The L-DUFM of theory §1.2 for one :class:`~dnc_interactive.config.DUFMConfig`.
 
-    Initialisation (seeded by ``config.seed``): H1 ~ N(0, init_scale^2), hidden weights
-    W_l ~ N(0, 2/d_l) (He), last layer W_L ~ N(0, 1/d_L).
+    Initialisation (seeded by ``config.seed``), one of :data:`INITS`:
+
+    * ``"random"`` (default): H1 ~ N(0, init_scale^2), hidden weights W_l ~ N(0, 2/d_l) (He),
+      last layer W_L ~ N(0, 1/d_L).
+    * ``"structured"`` (the robust recipe's fallback starts, theory §8): H1 = init_scale *
+      (s mu_{y_i} + eps_i) / sqrt(1 + s^2) with s = :data:`STRUCTURED_SNR`, eps_i ~ N(0, I) and
+      random class directions mu_k ~ N(0, I) centred over the classes (for K = 2, mu_2 = -mu_1):
+      a weak class signal, as a backbone's features would carry; "looks-linear" hidden weights
+      (Balduzzi et al. 2017: W = [[B, -B], [-B, B]] on paired units, so that at
+      initialisation ReLU(u) - ReLU(-u) = u and the network is a deep linear one, with no
+      dead class), with orthogonal blocks; and W_L = 0, so that W_L first fits the targets
+      before any gradient reaches the lower layers.
+    * ``"small"``: as "random" with every weight matrix scaled by 1/10 (H1 keeps init_scale):
+      a start next to the trivial solution.
     """
 
     # buffers (registered in __init__); declared so type checkers see Tensors
     labels: Tensor
     Y: Tensor
 
-    def __init__(self, config: DUFMConfig | None = None) -> None:
+    def __init__(self, config: DUFMConfig | None = None, init: str = "random") -> None:
         super().__init__()
         config = config or DUFMConfig()
+        if init not in INITS:
+            raise ValueError(f"init={init!r} is not valid: expected one of {INITS}")
         self.config = config
+        self.init = init
         dtype = DTYPES[config.dtype]
         device = torch.device(config.device)
-        gen = torch.Generator(device="cpu").manual_seed(config.seed)
-        dims = (*config.widths, config.K)
-        H1 = torch.randn(dims[0], config.N, generator=gen, dtype=torch.float64)
-        self.H1 = nn.Parameter((H1 * config.init_scale).to(device=device, dtype=dtype))
-        weights = []
-        for l in range(config.L):
-            d_in, d_out = dims[l], dims[l + 1]
-            gain = 1.0 if l == config.L - 1 else 2.0
-            W = torch.randn(d_out, d_in, generator=gen, dtype=torch.float64) * (gain / d_in) ** 0.5
-            weights.append(nn.Parameter(W.to(device=device, dtype=dtype)))
-        self.W = nn.ParameterList(weights)
         labels = torch.tensor(config.labels(), dtype=torch.long, device=device)
+        H1, weights = initial_matrices(config, init)
+        self.H1 = nn.Parameter(H1.to(device=device, dtype=dtype))
+        self.W = nn.ParameterList([nn.Parameter(W.to(device=device, dtype=dtype)) for W in weights])
         self.register_buffer("labels", labels)
         self.register_buffer(
             "Y", torch.nn.functional.one_hot(labels, config.K).T.to(dtype).contiguous()
@@ -150,6 +165,74 @@ class DUFM(nn.Module):
     def matrices(self) -> tuple[Tensor, list[Tensor]]:
         """Detached copies of (H1, [W_1..W_L])."""
         return self.H1.detach().clone(), [W.detach().clone() for W in self.W]
+
+
+def initial_matrices(config: DUFMConfig, init: str = "random") -> tuple[Tensor, list[Tensor]]:
+    """(H1, [W_1..W_L]) at initialisation, in float64 on the CPU (see :class:`DUFM`)."""
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    dims = (*config.widths, config.K)
+    H1 = torch.randn(dims[0], config.N, generator=gen, dtype=torch.float64) * config.init_scale
+    weights = []
+    for l in range(config.L):
+        d_in, d_out = dims[l], dims[l + 1]
+        gain = 1.0 if l == config.L - 1 else 2.0
+        weights.append(torch.randn(d_out, d_in, generator=gen, dtype=torch.float64))
+        weights[-1] *= (gain / d_in) ** 0.5
+    if init == "small":
+        weights = [W / 10 for W in weights]
+    elif init == "structured":
+        H1 = _class_signal(config, dims[0], gen)
+        weights = _looks_linear(dims, gen)
+    return H1, weights
+
+
+def _class_signal(config: DUFMConfig, d: int, gen: torch.Generator) -> Tensor:
+    """init_scale (s mu_{y_i} + eps_i) / sqrt(1 + s^2), class directions centred (theory §8)."""
+    K, s = config.K, STRUCTURED_SNR
+    mu = torch.randn(d, K, generator=gen, dtype=torch.float64)
+    mu = (mu - mu.mean(dim=1, keepdim=True)) * (K / (K - 1)) ** 0.5
+    eps = torch.randn(d, config.N, generator=gen, dtype=torch.float64)
+    labels = torch.tensor(config.labels(), dtype=torch.long)
+    return config.init_scale * (s * mu[:, labels] + eps) / (1 + s**2) ** 0.5
+
+
+def _orthogonal(rows: int, cols: int, gen: torch.Generator) -> Tensor:
+    """A rows x cols matrix with orthonormal rows or columns (QR of a Gaussian matrix)."""
+    n = max(rows, cols, 1)
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    q = q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(n))
+    return q[:rows, :cols]
+
+
+def _looks_linear(dims: tuple[int, ...], gen: torch.Generator) -> list[Tensor]:
+    """Looks-linear weights (Balduzzi et al. 2017) for the widths ``dims``, W_L = 0.
+
+    Units 2j and 2j + 1... are paired as (u, -u): W_1 = [A; -A] maps H1 to u = A H1 in the first
+    half of the units and -u in the second; a hidden W_l = [[B, -B], [-B, B]] maps
+    (ReLU(u), ReLU(-u)) to (B u, -B u), so at initialisation the ReLU network computes the
+    linear map B_{L-1} ... B_2 A. An odd leftover unit gets a small random row.
+    """
+    L = len(dims) - 1
+    out: list[Tensor] = []
+    for l in range(L):
+        d_in, d_out = dims[l], dims[l + 1]
+        W = torch.zeros(d_out, d_in, dtype=torch.float64)
+        if l == L - 1:  # W_L = 0
+            out.append(W)
+            continue
+        m_out = d_out // 2
+        if l == 0:
+            A = _orthogonal(m_out, d_in, gen)
+            W[:m_out], W[m_out : 2 * m_out] = A, -A
+        else:
+            m_in = d_in // 2
+            B = _orthogonal(m_out, m_in, gen)
+            W[:m_out, :m_in], W[:m_out, m_in : 2 * m_in] = B, -B
+            W[m_out : 2 * m_out, :m_in], W[m_out : 2 * m_out, m_in : 2 * m_in] = -B, B
+        if d_out % 2:
+            W[-1] = torch.randn(d_in, generator=gen, dtype=torch.float64) * 0.1 / d_in**0.5
+        out.append(W)
+    return out
 
 
 def loss_and_grad(

@@ -4,18 +4,10 @@ Researchers explore the DUFM (theory §1.2) by sweeping: depth x lambda phase di
 probability that gradient descent finds deep neural collapse as the width grows, the loss ratio
 of low-rank solutions to DNC as K grows (theory §5). This module makes such sweeps cheap:
 
-* :class:`BatchedTrainer` trains B configurations *of the same shape* (K, n_k, L, widths,
-  activation, loss, dtype, device, optimizer) as one batched tensor program: parameters are
-  stacked into (B, d_out, d_in) tensors and every matrix product is one ``torch.bmm`` /
-  ``torch.baddbmm``. Each configuration keeps its own lambda_H, lambda_W, initialisation (seed,
-  init_scale) and :class:`~dnc_interactive.training.Recipe` (lr, momentum, momentum boost,
-  divergence guard). The update rule is exactly the one of
-  :class:`~dnc_interactive.training.Trainer`: heavy-ball GD (or Adam) on the hand-written
-  gradient of :func:`~dnc_interactive.model.loss_and_grad`, with the loss checked every
-  ``record_every`` steps, the momentum raised to ``momentum_boost`` once the relative gap to L*
-  is below ``boost_gap``, and on a non-finite loss the last finite state restored and the
-  learning rate halved (``max_retries`` times, then the configuration stops with status
-  ``"diverged"`` while the others go on).
+* :class:`~dnc_interactive.optim.BatchedTrainer` (the batch-aware optimisation core,
+  re-exported here) trains B configurations *of the same shape* as one batched tensor program,
+  each with its own lambdas, initialisation and recipe; a configuration whose first start
+  stalls gets the robust recipe's fallback :class:`~dnc_interactive.optim.Race` (theory §8).
 * :func:`sweep` expands a grid (a dict of parameter lists named like
   :class:`~dnc_interactive.config.DUFMConfig`'s fields plus the :class:`Recipe` fields such as
   ``lr``) into configurations, validates all of them before any work starts, groups them by
@@ -78,13 +70,13 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import Tensor
 
 from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import FIELD_NAMES, DUFMConfig
-from dnc_interactive.diagnosis import excess_falling
-from dnc_interactive.model import DTYPES, DUFM
-from dnc_interactive.training import FALLBACK_STARTS, Recipe, Trainer, relative_gap
+from dnc_interactive.model import DUFM
+from dnc_interactive.optim import BatchedTrainer, Race, shape_key
+from dnc_interactive.optim import stalled as _stall_test
+from dnc_interactive.training import Recipe, Trainer, relative_gap
 from dnc_interactive.validation import ParameterError, check_grid_size
 
 __all__ = [
@@ -161,332 +153,6 @@ class SweepInterrupted(KeyboardInterrupt):
         super().__init__(message)
         self.saved = saved
         self.pending = pending
-
-
-# ====================================================================== batched training
-def shape_key(config: DUFMConfig, recipe: Recipe | None = None) -> tuple:
-    """What configurations must share to be trained in one batch.
-
-    (K, n_k, L, widths, activation, loss, dtype, device, optimizer): everything that fixes the
-    tensor shapes and the program. lambdas, seed, init_scale and the numeric recipe fields
-    (lr, momentum, ...) may differ within a batch.
-    """
-    return (
-        config.K,
-        config.class_sizes,
-        config.L,
-        config.widths,
-        config.activation,
-        config.loss,
-        config.dtype,
-        config.device,
-        (recipe or Recipe()).optimizer,
-    )
-
-
-def _col(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A (B, 1, 1) tensor of per-configuration scalars."""
-    return torch.tensor(list(values), dtype=dtype, device=device).view(-1, 1, 1)
-
-
-class BatchedTrainer:
-    """Gradient descent on B same-shape DUFMs at once (see the module docstring).
-
-    Args:
-        configs: B configurations with the same :func:`shape_key`.
-        recipes: one :class:`Recipe` for all, or one per configuration (same optimizer).
-        record_every: check the loss (divergence guard, momentum boost) every this many steps,
-            as :class:`~dnc_interactive.training.Trainer` does.
-
-    The initial parameters are those of ``DUFM(config)`` for each configuration, so a batch of
-    B reproduces B single :class:`Trainer` runs with the same recipes and ``record_every``.
-    ``losses`` holds the loss of every configuration at every check (a (checks, B) list).
-    """
-
-    def __init__(
-        self,
-        configs: Sequence[DUFMConfig],
-        recipes: Recipe | Sequence[Recipe] | None = None,
-        *,
-        record_every: int = 10,
-    ) -> None:
-        configs = list(configs)
-        if not configs:
-            raise ValueError("configs=[] is not valid: expected at least one DUFMConfig")
-        for i, c in enumerate(configs):
-            if not isinstance(c, DUFMConfig):
-                raise ValueError(f"configs[{i}]={c!r} is not valid: expected a DUFMConfig")
-        if recipes is None or isinstance(recipes, Recipe):
-            recipes = [recipes or Recipe()] * len(configs)
-        recipes = list(recipes)
-        if len(recipes) != len(configs):
-            raise ValueError(
-                f"recipes has {len(recipes)} entries but there are {len(configs)} configs:"
-                " expected one Recipe or one per config"
-            )
-        keys = {shape_key(c, r) for c, r in zip(configs, recipes, strict=True)}
-        if len(keys) != 1:
-            raise ValueError(
-                "configs do not share one shape (K, n_k, L, widths, activation, loss, dtype,"
-                f" device, optimizer): got {len(keys)} different shapes; group them first"
-            )
-        if not (isinstance(record_every, int) and record_every >= 1):
-            raise ValueError(f"record_every={record_every!r} is not valid: expected an int >= 1")
-        first = configs[0]
-        self.configs = configs
-        self.recipes = recipes
-        self.record_every = record_every
-        self.optimizer = recipes[0].optimizer
-        self.B = len(configs)
-        self.L = first.L
-        self.N = first.N
-        self.activation = first.activation
-        self.loss_kind = first.loss
-        dtype = DTYPES[first.dtype]
-        device = torch.device(first.device)
-        self.dtype, self.device = dtype, device
-
-        models = [DUFM(c) for c in configs]
-        self.labels = models[0].labels
-        self.Y = models[0].Y
-        self.params: list[Tensor] = [torch.stack([m.H1.data for m in models])]
-        for l in range(self.L):
-            self.params.append(torch.stack([m.W[l].data for m in models]))
-        del models
-        self.lambdas: list[Tensor] = [_col([c.lambda_H for c in configs], dtype, device)]
-        for l in range(self.L):
-            self.lambdas.append(_col([c.lambda_Ws[l] for c in configs], dtype, device))
-        self.optimal = [theory.optimal_loss(c) for c in configs]
-
-        self.lr = [float(r.lr) for r in recipes]
-        self.momentum = [float(r.momentum) for r in recipes]
-        self.retries = [0] * self.B
-        self.status = ["ready"] * self.B
-        self.messages = [""] * self.B
-        self.steps = 0
-        self.seconds = 0.0
-        self._lr_t = _col(self.lr, dtype, device)
-        self._mom_t = _col(self.momentum, dtype, device)
-        self._buf = [torch.zeros_like(p) for p in self.params]
-        self._sq = [torch.zeros_like(p) for p in self.params] if self.optimizer == "adam" else []
-        self._good = [p.clone() for p in self.params]
-        self._cache: tuple[list[Tensor], Tensor] | None = None
-        self.terms: list[dict[str, float]] = [{} for _ in range(self.B)]
-        self.losses: list[list[float]] = []
-        self._check(initial=True)
-
-    # ------------------------------------------------------------------ gradients
-    def _forward(self) -> tuple[list[Tensor], Tensor]:
-        """Post-activations [H_1..H_L] and the output Z of every configuration."""
-        posts = [self.params[0]]
-        X = self.params[0]
-        relu = self.activation == "relu"
-        for W in self.params[1:-1]:
-            X = torch.bmm(W, X)
-            if relu:
-                X = X.relu_()  # equals Trainer's P * (P > 0) up to the sign of zeros
-            posts.append(X)
-        return posts, torch.bmm(self.params[-1], X)
-
-    def _gradients(self) -> list[Tensor]:
-        """The batched version of :func:`~dnc_interactive.model.loss_and_grad`.
-
-        The ReLU backward ``G * (P > 0)`` is aten's fused ``threshold_backward(G, H, 0)``
-        (same values; one vectorised pass instead of a mask, its promotion and a product).
-        """
-        cached, self._cache = self._cache, None
-        posts, Z = cached if cached is not None else self._forward()
-        N = self.N
-        if self.loss_kind == "mse":
-            G = (Z - self.Y) / N
-        else:
-            G = (torch.softmax(Z, dim=1) - self.Y) / N
-        grads: list[Tensor] = [None] * (self.L + 1)  # type: ignore[list-item]
-        relu = self.activation == "relu"
-        for l in range(self.L, 0, -1):
-            W = self.params[l]
-            grads[l] = (W * self.lambdas[l]).baddbmm_(G, posts[l - 1].transpose(1, 2))
-            G = torch.bmm(W.transpose(1, 2), G)
-            if l > 1 and relu:
-                G = torch.ops.aten.threshold_backward(G, posts[l - 1], 0)
-        grads[0] = G.addcmul_(self.params[0], self.lambdas[0])  # G is a fresh tensor here
-        return grads
-
-    @torch.no_grad()
-    def loss_terms(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(fit, reg, reg_H) of every configuration now, each a (B,) float64 tensor.
-
-        The forward pass is kept for the next gradient (the parameters do not change between
-        a check and the next step).
-        """
-        posts, Z = self._forward()
-        self._cache = (posts, Z)
-        if self.loss_kind == "mse":
-            fit = (Z - self.Y).pow(2).sum(dim=(1, 2)) / (2 * self.N)
-        else:
-            logp = torch.log_softmax(Z, dim=1)
-            fit = -(logp * self.Y).sum(dim=(1, 2)) / self.N
-        regs = [
-            0.5 * lam.view(-1) * p.pow(2).sum(dim=(1, 2))
-            for lam, p in zip(self.lambdas, self.params, strict=True)
-        ]
-        reg = regs[0]
-        for r in regs[1:]:
-            reg = reg + r
-        return fit.double(), reg.double(), regs[0].double()
-
-    # ------------------------------------------------------------------ stepping
-    @torch.no_grad()
-    def _advance(self, n: int) -> None:
-        params, buf = self.params, self._buf
-        if self.optimizer == "gd":
-            neg_lr, mom = -self._lr_t, self._mom_t
-            for _ in range(n):
-                grads = self._gradients()
-                for i, g in enumerate(grads):
-                    g.addcmul_(buf[i], mom)  # the new buffer g + mom * b, in g's fresh memory
-                    buf[i] = g
-                    params[i].addcmul_(g, neg_lr)  # p <- p - lr * b
-                self.steps += 1
-            return
-        sq = self._sq
-        b1 = self._mom_t
-        for _ in range(n):
-            grads = self._gradients()
-            self.steps += 1
-            c1 = 1 - b1.pow(self.steps)
-            c2 = 1 - 0.999**self.steps
-            scale = -self._lr_t / c1
-            for p, m, v, g in zip(params, buf, sq, grads, strict=True):
-                m.lerp_(g, 1 - b1)
-                v.mul_(0.999).addcmul_(g, g, value=1 - 0.999)
-                denom = v.sqrt().div_(math.sqrt(c2)).add_(1e-8)
-                p.addcmul_(m / denom, scale)
-
-    def step(self, n: int = 1) -> BatchedTrainer:
-        """Advance ``n`` steps, checking the loss every ``record_every`` steps and at the end."""
-        if not (isinstance(n, int) and n >= 0):
-            raise ValueError(f"n={n!r} is not valid: expected an int >= 0")
-        t0 = time.perf_counter()
-        for i, s in enumerate(self.status):
-            if s in ("ready", "stopped"):
-                self.status[i] = "running"
-        remaining = n
-        while remaining > 0 and not all(s == "diverged" for s in self.status):
-            chunk = min(remaining, self.record_every - self.steps % self.record_every)
-            self._advance(chunk)
-            remaining -= chunk
-            if self.steps % self.record_every == 0 or remaining == 0:
-                self._check()
-        self.status = ["stopped" if s == "running" else s for s in self.status]
-        self.seconds += time.perf_counter() - t0
-        return self
-
-    def run(self, steps: int) -> BatchedTrainer:
-        """Exactly ``steps`` more steps; configurations that did not diverge end "max_steps"."""
-        self.step(steps)
-        self.status = ["max_steps" if s != "diverged" else s for s in self.status]
-        return self
-
-    # ------------------------------------------------------------------ checks
-    @torch.no_grad()
-    def _check(self, initial: bool = False) -> None:
-        fit, reg, reg_H = self.loss_terms()
-        fits, regs, reg_Hs = fit.tolist(), reg.tolist(), reg_H.tolist()
-        losses = [f + r for f, r in zip(fits, regs, strict=True)]
-        self.losses.append(losses)
-        if initial:  # Trainer's ceiling: blowup x max(initial loss, 1/2 = the zero solution's)
-            self._ceiling = [r.blowup * max(v, 0.5) for r, v in zip(self.recipes, losses)]
-        # "not loss <= ceiling" is True for NaN/inf and for a blow-up (as Trainer's check)
-        finite = [v <= c or s == "diverged" for v, c, s in zip(losses, self._ceiling, self.status)]
-        if all(finite):  # save the last finite state (diverged ones are frozen, finite too)
-            for g, p in zip(self._good, self.params, strict=True):
-                g.copy_(p)
-        else:
-            idx = torch.tensor(
-                [b for b, ok in enumerate(finite) if ok], dtype=torch.long, device=self.device
-            )
-            for g, p in zip(self._good, self.params, strict=True):
-                g[idx] = p[idx]
-        changed = False
-        for b in range(self.B):
-            if self.status[b] == "diverged":
-                continue
-            loss = losses[b]
-            if not finite[b]:
-                self._on_divergence(b, loss)
-                changed = True
-                continue
-            gap = relative_gap(loss, self.optimal[b])
-            self.terms[b] = {
-                "loss": loss,
-                "fit": fits[b],
-                "reg": regs[b],
-                "reg_H": reg_Hs[b],
-                "relative_gap": gap,
-            }
-            r = self.recipes[b]
-            boost = r.momentum_boost
-            if (
-                not initial
-                and self.optimizer == "gd"
-                and boost is not None
-                and self.momentum[b] < boost
-                and gap < r.boost_gap
-            ):
-                self.momentum[b] = float(boost)
-                changed = True
-        if changed:
-            self._lr_t = _col(self.lr, self.dtype, self.device)
-            self._mom_t = _col(self.momentum, self.dtype, self.device)
-
-    def _on_divergence(self, b: int, value: float) -> None:
-        self._cache = None  # the forward pass of the check is stale after a restore
-        for g, p in zip(self._good, self.params, strict=True):
-            p[b].copy_(g[b])
-        for s in (*self._buf, *self._sq):
-            s[b].zero_()
-        r = self.recipes[b]
-        if r.guard and self.retries[b] < r.max_retries:
-            self.retries[b] += 1
-            self.lr[b] /= 2
-            self.momentum[b] = float(r.momentum)
-            return
-        self.status[b] = "diverged"
-        self.messages[b] = (
-            f"diverged: the loss became {value} at step {self.steps} (lr={self.lr[b]:g});"
-            " parameters restored to the last finite check"
-        )
-        self.lr[b] = 0.0  # frozen: p - 0 * buf leaves the restored state unchanged
-        self.momentum[b] = 0.0
-
-    # ------------------------------------------------------------------ results
-    def matrices(self, b: int) -> tuple[Tensor, list[Tensor]]:
-        """(H1, [W_1..W_L]) of configuration ``b`` (copies)."""
-        if not (isinstance(b, int) and 0 <= b < self.B):
-            raise ValueError(f"b={b!r} is not valid: expected an int in [0, {self.B - 1}]")
-        return self.params[0][b].clone(), [p[b].clone() for p in self.params[1:]]
-
-    def model(self, b: int) -> DUFM:
-        """A :class:`DUFM` holding configuration ``b``'s current parameters."""
-        H1, Ws = self.matrices(b)
-        return DUFM(self.configs[b]).load_matrices(H1, Ws)
-
-    def summary(self, b: int) -> dict[str, Any]:
-        """Final numbers of configuration ``b`` (as :meth:`Trainer.summary`)."""
-        t = self.terms[b]
-        return {
-            "loss": t.get("loss", math.nan),
-            "fit": t.get("fit", math.nan),
-            "reg": t.get("reg", math.nan),
-            "optimal_loss": self.optimal[b],
-            "relative_gap": t.get("relative_gap", math.nan),
-            "steps": self.steps,
-            "status": self.status[b],
-            "message": self.messages[b],
-            "retries": self.retries[b],
-            "lr": self.lr[b],
-        }
 
 
 # ====================================================================== one chunk -> rows
@@ -594,12 +260,8 @@ def run_batch(
 
 def _stalled(bt: BatchedTrainer, b: int, recipe: Recipe, record_every: int) -> bool:
     """Configuration ``b`` of ``bt`` ended stalled above L* (the trainer's stall criterion)."""
-    window = max(1, recipe.stall_steps // record_every)
     losses = [row[b] for row in bt.losses]
-    gap = relative_gap(losses[-1], bt.optimal[b]) if losses else math.nan
-    if bt.steps < recipe.stall_steps or not gap > recipe.stall_gap:
-        return False
-    return not excess_falling(losses, bt.optimal[b], window, by=0.1)
+    return _stall_test(losses, bt.optimal[b], bt.steps, recipe, record_every)
 
 
 def _fallback_restarts(
@@ -611,34 +273,26 @@ def _fallback_restarts(
     steps: int,
     record_every: int,
 ) -> list[int]:
-    """The robust recipe's restarts for a batch (theory §8); updates summaries and models.
+    """The robust recipe's fallback race for a batch (theory §8); updates summaries and models.
 
-    A configuration whose run *stalled* (the trainer's criterion, :func:`_stalled`: by its end
-    the excess loss over L* fell by less than 10 % over the last ``stall_steps`` steps while
-    more than ``stall_gap`` above L*) is trained again from each fallback start
-    (:data:`~.training.FALLBACK_STARTS`, as many as its ``restarts``), all such configurations
-    of the chunk in one batch per start, each with the full ``steps`` budget; the lowest loss
-    is kept. Returns the start index kept per configuration (0: the first start).
+    A configuration whose run *stalled* (the trainer's criterion,
+    :func:`~dnc_interactive.optim.stalled`) is trained again by a :class:`~.optim.Race` of its
+    recipe's fallback starts with the full ``steps`` budget; the race's leader is kept if its
+    loss is lower. Returns the start index kept per configuration (0: the first start).
     """
     kept = [0] * len(configs)
-    for i, start in enumerate(FALLBACK_STARTS, start=1):
-        todo = [
-            b
-            for b, (r, s) in enumerate(zip(recipes, summaries, strict=True))
-            if r.optimizer == "gd" and r.restarts >= i and s["status"] != "diverged" and stalled[b]
-        ]
-        if not todo:
-            break
-        again = [start.config_for(configs[b]) for b in todo]
-        fallback = [start.recipe_for(recipes[b]) for b in todo]
-        bt = BatchedTrainer(again, fallback, record_every=record_every).run(steps)
-        for j, b in enumerate(todo):
-            s = bt.summary(j)
-            stalled[b] = _stalled(bt, j, recipes[b], record_every)
-            if s["status"] != "diverged" and s["loss"] < summaries[b]["loss"]:
-                summaries[b] = s
-                models[b] = DUFM(configs[b]).load_matrices(*bt.matrices(j))
-                kept[b] = i
+    for b, (config, recipe) in enumerate(zip(configs, recipes, strict=True)):
+        if not (stalled[b] and recipe.fallback_starts()):
+            continue
+        if summaries[b]["status"] == "diverged":
+            continue
+        race = Race(config, recipe, record_every=record_every).run(steps)
+        j = race.leader()
+        s = race.bt.summary(j)
+        if s["status"] != "diverged" and s["loss"] < summaries[b]["loss"]:
+            summaries[b] = {**s, "status": "max_steps"}
+            models[b] = DUFM(config).load_matrices(*race.bt.matrices(j))
+            kept[b] = race.member_start[j]
     return kept
 
 

@@ -6,29 +6,13 @@ stop condition (``run``), records a tidy history (one row per step x layer x met
 §6, calls user callbacks every ``record_every`` steps, and says why a run is not at the optimum
 (:meth:`Trainer.diagnosis`, see :mod:`dnc_interactive.diagnosis`).
 
-The default recipe ("robust", theory §8) is heavy-ball gradient descent on the paper's loss (no
-change to the objective), with restarts:
-
-1. the *fast start*: learning rate 1.0, momentum 0.8 raised to 0.99 once the relative gap to L*
-   is below 0.1, from a small H1 (the config's ``init_scale``, 0.1 by default) and
-   He-initialised weights. It collapses the default preset in a few hundred steps. Most of a
-   plain-GD run is spent letting weight decay shrink the excess initial norm at a rate
-   ~ lr * lambda per step; momentum multiplies that rate by 1 / (1 - momentum).
-2. if that start *stalls* (its excess loss over L* falls by less than 10 % per ``stall_steps``
-   (450) steps while still more than ``stall_gap`` above L*), up to ``restarts`` fallback starts
-   (:data:`FALLBACK_STARTS`): a *careful start*, a larger H1 (std 0.5) with a small learning
-   rate (0.05) and momentum 0.9 (raised to 0.99 once the gap is below 1 %), i.e. close to
-   gradient flow; a *tiny start* (H1 std 0.03, the fast schedule); a second careful start
-   (std 1.0, lr 0.02, another seed). From a small start weight decay can win the race against
-   the slowly growing class-discriminating direction, and gradient descent ends at a rank-one
-   region (both classes get the same output) or the zero solution; a larger start keeps that
-   direction above the barrier of phi_L (theory §2.2, §8). Just past the threshold it is the
-   other way round: larger starts stop in a metastable non-zero minimum, and the tiny start
-   decays straight to the optimum, zero.
-3. at the end of :meth:`Trainer.run` the lowest-loss state over all starts is kept.
-
-``Recipe.named("fast")`` is the first start alone; ``Recipe.named("paper")`` is the paper's
-plain gradient descent (momentum 0, constant learning rate 0.1, no restarts).
+The default recipe ("robust", theory §8; :mod:`dnc_interactive.recipes`) is heavy-ball
+gradient descent on the paper's loss (no change to the objective): a fast first start from the
+config's random initialisation and, if it stalls, a race of fallback starts trained side by side
+in one batch (:class:`~dnc_interactive.optim.Race`); the model always holds the race's leader
+(the lowest loss), and at the end of :meth:`Trainer.run` the lowest-loss state over all starts
+is kept. ``Recipe.named("fast")`` is the first start alone; ``Recipe.named("paper")`` is the
+paper's plain gradient descent (momentum 0, constant learning rate 0.1, no restarts).
 A guard restores the last finite state and halves the learning rate if the loss becomes NaN/inf;
 with ``guard=False`` (or once ``max_retries`` halvings are used up) the run stops itself with
 ``status == "diverged"``, a message, and its history up to the last finite record.
@@ -45,7 +29,6 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -55,161 +38,40 @@ from dnc_interactive import diagnosis as _diagnosis
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM, loss_and_grad
-from dnc_interactive.validation import (
-    LEARNING_RATE,
-    MOMENTUM,
-    Bool,
-    Int,
-    OneOf,
-    Real,
-    check_fields,
+from dnc_interactive.optim import Race, relative_gap, stalled
+from dnc_interactive.recipes import (
+    FALLBACK_STARTS,
+    OPTIMIZERS,
+    RECIPES,
+    RULES,
+    SMALL_START,
+    Recipe,
+    Start,
+    structured_start,
 )
 
+__all__ = [
+    "FALLBACK_STARTS",
+    "HISTORY_COLUMNS",
+    "OPTIMIZERS",
+    "RECIPES",
+    "RULES",
+    "SMALL_START",
+    "STATUSES",
+    "RecordedHistory",
+    "Recipe",
+    "Start",
+    "Trainer",
+    "relative_gap",
+    "structured_start",
+    "train",
+]
+
 HISTORY_COLUMNS = ("step", "layer", "kind", "metric", "value")
-OPTIMIZERS = ("gd", "adam")
 STATUSES = ("ready", "running", "converged", "plateau", "max_steps", "diverged", "stopped")
 
 Row = tuple[int, int, str, str, float]
 Callback = Callable[["Trainer", list[Row]], Any]
-
-
-@dataclass(frozen=True)
-class Start:
-    """One initialisation and optimiser schedule of the multi-start recipe.
-
-    ``init_scale`` is the std of H1 at initialisation (None: the config's own), ``seed_offset``
-    is added to the config's seed; the other fields are as in :class:`Recipe`.
-    """
-
-    init_scale: float | None
-    lr: float
-    momentum: float
-    momentum_boost: float | None
-    boost_gap: float
-    seed_offset: int = 0
-
-    def config_for(self, config: DUFMConfig) -> DUFMConfig:
-        """``config`` with this start's seed offset and H1 scale (no narrow-width warning)."""
-        with warnings.catch_warnings():  # the note was given when ``config`` was built
-            warnings.simplefilter("ignore")
-            return config.replace(
-                seed=config.seed + self.seed_offset,
-                init_scale=self.init_scale or config.init_scale,
-            )
-
-    def recipe_for(self, recipe: Recipe) -> Recipe:
-        """``recipe`` with this start's optimiser settings and no further restarts."""
-        return dataclasses.replace(
-            recipe,
-            lr=self.lr,
-            momentum=self.momentum,
-            momentum_boost=self.momentum_boost,
-            boost_gap=self.boost_gap,
-            restarts=0,
-        )
-
-
-#: The starts tried, in order, after a stalled first start (theory §8): a careful start (larger
-#: H1, small learning rate) for the collapsed optimum below the threshold, a tiny start (H1 std
-#: 0.03, the fast schedule) for the trivial optimum above it, where larger starts can stop in a
-#: metastable non-zero minimum, and a second careful start from another seed.
-FALLBACK_STARTS: tuple[Start, ...] = (
-    Start(init_scale=0.5, lr=0.05, momentum=0.9, momentum_boost=0.99, boost_gap=0.01),
-    Start(init_scale=0.03, lr=1.0, momentum=0.8, momentum_boost=0.99, boost_gap=0.1),
-    Start(
-        init_scale=1.0, lr=0.02, momentum=0.9, momentum_boost=0.99, boost_gap=0.01, seed_offset=1
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Optimiser settings of a :class:`Trainer`.
-
-    Attributes:
-        optimizer: "gd" (full-batch gradient descent, heavy-ball when momentum > 0; plain GD,
-            the paper's method, with momentum=0) or "adam".
-        lr: learning rate (> 0).
-        momentum: heavy-ball momentum in [0, 1) for "gd"; beta1 for "adam".
-        momentum_boost: momentum used once the relative gap to L* is below ``boost_gap``
-            (None keeps ``momentum``). Ignored by "adam".
-        boost_gap: the relative gap below which ``momentum_boost`` takes over.
-        guard: when the loss diverges (NaN/inf, or above ``blowup`` times the larger of the
-            initial loss and 1/2, the loss of the zero solution), restore the last good state
-            and halve lr (up to ``max_retries`` times) instead of stopping.
-        max_retries: number of lr halvings the guard may use.
-        restarts: how many fallback starts (:data:`FALLBACK_STARTS`, at most 3) to try when a
-            start stalls (0 = the first start only). The lowest-loss start is kept.
-        stall_gap: a start counts as stalled only while its relative gap to L* is above this.
-        stall_steps: a start is given at least this many steps before it can be declared
-            stalled; stalled means the excess loss over L* fell by less than 10 % over the last
-            ``stall_steps`` steps.
-    """
-
-    optimizer: str = "gd"
-    lr: float = 1.0
-    momentum: float = 0.8
-    momentum_boost: float | None = 0.99
-    boost_gap: float = 0.1
-    guard: bool = True
-    max_retries: int = 8
-    blowup: float = 100.0
-    restarts: int = 3
-    stall_gap: float = 1e-3
-    stall_steps: int = 450
-
-    @classmethod
-    def named(cls, name: str) -> Recipe:
-        """One of :data:`RECIPES`: "robust" (default), "fast" or "paper"."""
-        if name not in RECIPES:
-            raise ValueError(f"recipe={name!r} is not valid: expected one of {tuple(RECIPES)}")
-        return RECIPES[name]
-
-    def first_start(self) -> Start:
-        """The first start: the config's own init with this recipe's optimiser settings."""
-        return Start(None, self.lr, self.momentum, self.momentum_boost, self.boost_gap)
-
-    def starts(self) -> tuple[Start, ...]:
-        """All starts this recipe may use, in order."""
-        if self.optimizer != "gd":
-            return (self.first_start(),)
-        return (self.first_start(), *FALLBACK_STARTS[: self.restarts])
-
-    def __post_init__(self) -> None:
-        values = check_fields("Recipe", RULES, {name: getattr(self, name) for name in RULES})
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-
-#: The constraints of every Recipe field (one table, see dnc_interactive.validation).
-RULES = {
-    "optimizer": OneOf(OPTIMIZERS),
-    "lr": LEARNING_RATE,
-    "momentum": MOMENTUM,
-    "momentum_boost": MOMENTUM.but(optional=True),
-    "boost_gap": Real(ge=0, cap=1e30),
-    "guard": Bool(),
-    "max_retries": Int(ge=0, cap=64),
-    "blowup": Real(gt=1, cap=1e30),
-    "restarts": Int(ge=0, le=len(FALLBACK_STARTS)),
-    "stall_gap": Real(gt=0, cap=1e30),
-    "stall_steps": Int(ge=1, cap=10**9),
-}
-
-
-#: Named recipes (theory §8 and the README's recipe table say which reaches what).
-RECIPES: dict[str, Recipe] = {
-    "robust": Recipe(),
-    "fast": Recipe(restarts=0),
-    "paper": Recipe(lr=0.1, momentum=0.0, momentum_boost=None, restarts=0),
-}
-
-
-def relative_gap(loss: float, optimal: float) -> float:
-    """(loss - L*) / L*; NaN when L* is undefined (NaN) or zero."""
-    if not math.isfinite(optimal) or optimal <= 0:
-        return math.nan
-    return (loss - optimal) / optimal
 
 
 class RecordedHistory:
@@ -325,6 +187,7 @@ class Trainer(RecordedHistory):
         self._losses: list[float] = []  # loss at every on-grid record of the current start
         self._attempt_step = 0  # step at which the current start began
         self._best: tuple[float, list[torch.Tensor], int] | None = None  # (loss, params, attempt)
+        self._race: Race | None = None  # the fallback race, once the first start stalled
         self._record(with_metrics=bool(metrics_every))
         self._losses.append(self._last["loss"])
         self._ceiling = recipe.blowup * max(self._last["loss"], 0.5)
@@ -346,6 +209,8 @@ class Trainer(RecordedHistory):
             raise ValueError(f"lr={lr!r} is not valid: expected a finite float > 0")
         self.lr = float(lr)
         self._start = dataclasses.replace(self._start, lr=self.lr)
+        if self._race is not None:
+            self._race.bt.set_lr(self.lr)
 
     def step(self, n: int = 1) -> Trainer:
         """Advance ``n`` gradient steps (recording and checking every ``record_every``)."""
@@ -439,6 +304,9 @@ class Trainer(RecordedHistory):
             p.copy_(b)
         for b in (*self._state, *self._state2):
             b.zero_()
+        self._race = None  # training goes on from the kept state, as one start
+        self._start = self.recipe.starts()[attempt]
+        self.lr, self.momentum = float(self._start.lr), float(self._start.momentum)
         self._append([(self.steps, 0, "model", "restart", float(attempt))])
         self.attempt = attempt
         self._record(with_metrics=bool(self.metrics_every))
@@ -560,6 +428,11 @@ class Trainer(RecordedHistory):
 
     @torch.no_grad()
     def _advance(self, n: int) -> None:
+        if self._race is not None:
+            self._race.step(n)
+            self.steps += n
+            self._follow_leader()
+            return
         params, buf = self._params, self._state
         if self.recipe.optimizer == "gd":
             for _ in range(n):
@@ -609,6 +482,12 @@ class Trainer(RecordedHistory):
         """
         on_grid = force_metrics or self.steps % self.record_every == 0
         terms = self._loss_terms()
+        if self._race is not None:  # the race's members guard and boost themselves
+            with_metrics = force_metrics or bool(
+                on_grid and self.metrics_every and self.steps % self.metrics_every == 0
+            )
+            self._record(terms, with_metrics=with_metrics)
+            return
         if not terms["loss"] <= self._ceiling:  # NaN/inf, or blowing up
             if on_grid or not self.recipe.guard:
                 self._on_divergence(terms["loss"])
@@ -635,40 +514,40 @@ class Trainer(RecordedHistory):
             self._restart()
 
     def _stalled(self) -> bool:
-        """The current start plateaued above L* and another start is left to try."""
-        r = self.recipe
-        if self.attempt + 1 >= len(r.starts()) or not self.gap > r.stall_gap:
+        """The first start plateaued above L* and the recipe has fallback starts to race."""
+        if self.attempt != 0 or self._race is not None or not self.recipe.fallback_starts():
             return False
-        if self.steps - self._attempt_step < r.stall_steps:
-            return False
-        window = max(1, r.stall_steps // self.record_every)
-        return not _diagnosis.excess_falling(self._losses, self.optimal_loss, window, by=0.1)
+        steps = self.steps - self._attempt_step
+        return stalled(self._losses, self.optimal_loss, steps, self.recipe, self.record_every)
 
     @torch.no_grad()
     def _restart(self) -> None:
-        """Keep the best state so far and continue from the next fallback start."""
+        """Keep the first start's state and go on with the race of fallback starts."""
         if self._best is None or self.loss < self._best[0]:
             self._best = (self.loss, [p.clone() for p in self._params], self.attempt)
-        self.attempt += 1
-        start = self.recipe.starts()[self.attempt]
-        fresh = DUFM(start.config_for(self.config))
-        for p, new in zip(self._params, [fresh.H1.data, *[W.data for W in fresh.W]], strict=True):
-            p.copy_(new.to(p.device))
-        for b in (*self._state, *self._state2):
-            b.zero_()
-        for g, p in zip(self._good, self._params, strict=True):
-            g.copy_(p)
-        self._start = start
-        self.lr = float(start.lr)
-        self.momentum = float(start.momentum)
-        self.retries = 0
+        self._race = Race(self.config, self.recipe, record_every=self.record_every)
         self._attempt_step = self.steps
         self.attempt_changed = True
-        self._append([(self.steps, 0, "model", "restart", float(self.attempt))])
-        terms = self._loss_terms()
-        self._ceiling = self.recipe.blowup * max(terms["loss"], 0.5)
-        self._last = {**terms, "relative_gap": relative_gap(terms["loss"], self.optimal_loss)}
-        self._losses = [terms["loss"]]
+        self.attempt = -1  # _follow_leader records the leader's start
+        self._follow_leader()
+        self._last = {**self._loss_terms()}
+        self._last["relative_gap"] = relative_gap(self._last["loss"], self.optimal_loss)
+
+    @torch.no_grad()
+    def _follow_leader(self) -> None:
+        """Copy the race's leader into the model (its start, lr and losses too)."""
+        race = self._race
+        assert race is not None
+        b = race.leader()
+        for p, q in zip(self._params, race.bt.params, strict=True):
+            p.copy_(q[b])
+        self.lr, self.momentum = race.bt.lr[b], race.bt.momentum[b]
+        self.retries = race.bt.retries[b]
+        self._losses = race.losses(b)
+        if race.member_start[b] != self.attempt:
+            self.attempt = race.member_start[b]
+            self._start = self.recipe.starts()[self.attempt]
+            self._append([(self.steps, 0, "model", "restart", float(self.attempt))])
 
     def _on_divergence(self, value: float) -> None:
         if self.recipe.guard and self.retries < self.recipe.max_retries:

@@ -380,7 +380,8 @@ def test_polish_after_gradient_descent():
 
 
 def test_sweeps_use_the_robust_recipe_restarts():
-    # depth 4 at c/c* = 0.8: the fast start ends at the rank-one region, the careful start at L*
+    # depth 4 at c/c* = 0.8: the fast start ends at the rank-one region; the race of fallback
+    # starts reaches L* with a structured start (start 1 is the small one, for the zero optimum)
     lam = 0.8 * theory.critical_lambda(2, 50, 4)
     cfg = DUFMConfig(depth=4, width=64, lambda_H=lam, lambda_W=lam, dtype="float64")
     items = [
@@ -389,4 +390,4 @@ def test_sweeps_use_the_robust_recipe_restarts():
     ]
     robust, fast = sweeps.run_batch(items, 1500)
     assert fast["start"] == 0 and fast["relative_gap"] > 0.05
-    assert robust["start"] == 1 and abs(robust["relative_gap"]) < 1e-3
+    assert robust["start"] >= 2 and abs(robust["relative_gap"]) < 1e-3

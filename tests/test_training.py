@@ -310,3 +310,89 @@ def test_chunking_does_not_change_the_numbers():
     pd.testing.assert_frame_equal(
         on_grid.reset_index(drop=True), whole.history.reset_index(drop=True)
     )
+
+
+def _phase_config(L, ratio, n, width, dtype="float64", seed=0):
+    """A K = 2 config whose largest c_k equals ``ratio`` c*_L (as benchmarks/bench_fidelity)."""
+    sizes = n if isinstance(n, tuple) else (n, n)
+    # equal lambdas: c_k = N lambda / n_k^{L/(L+1)} (theory §6), largest for the smallest class
+    lam = ratio * theory.c_star(L) * min(sizes) ** (L / (L + 1)) / sum(sizes)
+    return DUFMConfig(
+        samples_per_class=n,
+        depth=L,
+        width=width,
+        lambda_H=lam,
+        lambda_W=lam,
+        dtype=dtype,
+        seed=seed,
+    )
+
+
+@pytest.mark.parametrize(
+    "L, ratio, n, width, dtype, seed",
+    [
+        # a fixed spread of the fidelity grid (theory §8): the narrow, deep and imbalanced
+        # cells where the fast start alone stalls (dead class, merged classes, metastable)
+        (5, 0.8, 50, 2, "float64", 3),
+        (4, 0.8, 50, 2, "float32", 3),
+        (6, 0.85, 50, 8, "float32", 3),
+        (8, 0.2, 50, 2, "float64", 1),
+        (3, 0.5, 50, 2, "float64", 0),
+        (4, 0.2, (95, 5), 64, "float64", 3),
+        (8, 1.15, 20, 16, "float64", 3),
+        (2, 0.5, 50, 8, "float32", 4),
+    ],
+)
+def test_default_recipe_reaches_the_optimum_across_the_phase_diagram(
+    L, ratio, n, width, dtype, seed
+):
+    cfg = _phase_config(L, ratio, n, width, dtype, seed)
+    c_star = theory.c_star(L)
+    assert all(abs(c / c_star - 1) > theory.THRESHOLD_BAND for c in theory.effective_c(cfg))
+    tr = Trainer(cfg, metrics_every=0).run(tol=1e-4, max_steps=8000)
+    assert tr.status == "converged", (tr.message, tr.diagnosis().code)
+    assert abs(tr.gap) < 1e-4
+    assert tr.diagnosis().code == "at_optimum"
+
+
+def test_the_race_follows_its_leader_and_records_the_start():
+    # depth 5, width 2 at 0.8 c*: the fast start stalls with a dead class; the race wins
+    cfg = _phase_config(5, 0.8, 50, 2, "float64", 3)
+    fast = Trainer(cfg, Recipe.named("fast"), metrics_every=0).run(tol=1e-4, max_steps=3000)
+    assert fast.gap > 0.05 and fast.diagnosis().code in ("dead_class", "merged_classes")
+    tr = Trainer(cfg, metrics_every=0).run(tol=1e-4, max_steps=3000)
+    assert tr.attempt >= 1 and tr.current_start == tr.recipe.starts()[tr.attempt]
+    restarts = tr.history.query("metric == 'restart'")
+    assert len(restarts) >= 1 and restarts["value"].iloc[-1] == tr.attempt
+    # the model holds the leader: its loss is the recorded one
+    with torch.no_grad():
+        assert float(tr.model.loss().total) == pytest.approx(tr.loss, rel=1e-12)
+    assert tr.summary()["start"] == tr.attempt
+
+
+def test_the_race_is_deterministic_and_chunking_free():
+    cfg = _phase_config(5, 0.8, 50, 2, "float64", 3)
+    whole = Trainer(cfg, metrics_every=0).step(900)
+    pieces = Trainer(cfg, metrics_every=0)
+    for n in (455, 7, 138, 300):
+        pieces.step(n)
+    assert whole.attempt >= 1 and pieces.attempt == whole.attempt
+    for a, b in zip(whole.model.parameters(), pieces.model.parameters()):
+        assert torch.equal(a, b)
+    again = Trainer(cfg, metrics_every=0).step(900)
+    pd.testing.assert_frame_equal(again.history, whole.history)
+
+
+def test_keep_best_returns_to_the_first_start_when_it_was_better():
+    cfg = _phase_config(5, 0.8, 50, 2, "float64", 3)
+    tr = Trainer(cfg, metrics_every=0, stall_steps=200).step(300)
+    assert tr.attempt >= 1  # the race began after the stall
+    first_loss = tr._best[0]
+    # pretend the race did worse: the first start's state is restored and stepping goes on
+    tr._best = (tr.loss - 1.0, tr._best[1], 0)
+    tr.keep_best()
+    assert tr.attempt == 0 and tr._race is None
+    with torch.no_grad():
+        assert float(tr.model.loss().total) == pytest.approx(first_loss, rel=1e-9)
+    tr.step(20)
+    assert tr.steps == 320 and tr._race is None
