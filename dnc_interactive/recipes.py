@@ -16,7 +16,8 @@ The default recipe, "robust" (theory §8):
    next start): a *small start* (every matrix near zero, for the trivial optimum above the
    threshold, where larger starts can stop in a metastable non-zero minimum) and *structured
    starts* (a weak class signal in H1, looks-linear hidden weights, W_L = 0; momentum 0.9
-   raised to 0.99 near L*, learning rate 0.2 or 0.05 in turn) from successive seeds.
+   raised to 0.99 near L*; three schedules of H1 scale and learning rate in turn) from
+   successive seeds.
 3. the lowest-loss state over all starts is kept.
 
 ``Recipe.named("fast")`` is the first start alone; ``Recipe.named("paper")`` is the paper's
@@ -95,16 +96,25 @@ SMALL_START = Start(
 )
 
 
+#: The three schedules the structured starts take in turn (theory §8), as (H1 std, learning
+#: rate, boost gap): brisk, careful (close to gradient flow) and low (a start small enough that
+#: a class above its own threshold decays to 0 while the others grow, for imbalanced classes).
+STRUCTURED_SCHEDULES: tuple[tuple[float, float, float], ...] = (
+    (0.1, 0.2, 0.1),
+    (0.2, 0.2, 0.1),
+    (0.5, 0.05, 0.01),
+)
+
+
 def structured_start(seed_offset: int) -> Start:
     """A structured start (theory §8) from the config's seed plus ``seed_offset``.
 
-    Odd offsets take a brisk schedule (H1 std 0.2, learning rate 0.2, momentum 0.9 raised to
-    0.99 below a 10 % gap), even ones a careful one (H1 std 0.5, learning rate 0.05, raised
-    below 1 %), so a race holds both.
+    Successive offsets cycle through :data:`STRUCTURED_SCHEDULES` (offset 1 brisk, 2 careful,
+    3 low, ...), so a race of four holds each of them; momentum 0.9, raised to 0.99 below the
+    boost gap.
     """
-    if seed_offset % 2:
-        return Start(0.2, 0.2, 0.9, 0.99, 0.1, seed_offset=seed_offset, init="structured")
-    return Start(0.5, 0.05, 0.9, 0.99, 0.01, seed_offset=seed_offset, init="structured")
+    scale, lr, boost_gap = STRUCTURED_SCHEDULES[seed_offset % len(STRUCTURED_SCHEDULES)]
+    return Start(scale, lr, 0.9, 0.99, boost_gap, seed_offset=seed_offset, init="structured")
 
 
 #: The fallback starts, in order (theory §8): the small start, then structured starts from

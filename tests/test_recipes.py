@@ -8,6 +8,7 @@ from dnc_interactive.recipes import (
     MAX_RESTARTS,
     RECIPES,
     SMALL_START,
+    STRUCTURED_SCHEDULES,
     Recipe,
     Start,
     structured_start,
@@ -23,10 +24,11 @@ def test_robust_recipe_starts_fast_then_races_small_and_structured_starts():
     assert starts[1] == SMALL_START and starts[1].init == "small"
     assert all(s.init == "structured" for s in starts[2:])
     assert len(starts) == 1 + r.restarts and r.race_size <= r.restarts
-    # successive seeds, alternating a brisk and a careful schedule
+    # successive seeds, cycling through the brisk, careful and low schedules
     offsets = [s.seed_offset for s in starts[2:]]
     assert offsets == list(range(1, r.restarts))
-    assert {s.lr for s in starts[2:]} == {0.2, 0.05}
+    first_race = starts[1 : 1 + r.race_size]
+    assert {s.init_scale for s in first_race[1:]} == {s for s, _, _ in STRUCTURED_SCHEDULES}
     assert structured_start(1).lr != structured_start(2).lr
 
 
