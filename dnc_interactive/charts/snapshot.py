@@ -210,8 +210,13 @@ def projection_chart(
     max_rows: int = MAX_CHART_ROWS,
     x_title: str = "x",
     y_title: str = "y",
+    equal_scales: bool = False,
 ) -> alt.FacetChart:
     """One small scatter per layer of the 2-D projected features, coloured by class.
+
+    With ``equal_scales`` (for a single panel) both axes span the same length around the
+    points' centre, so a collapsed class looks collapsed (its within-class spread is not
+    blown up to the panel's height).
 
     Samples are small dots; the class means (computed on all samples, before any thinning)
     are large outlined diamonds. If the frame holds more than ``max_rows`` samples, every
@@ -237,9 +242,18 @@ def projection_chart(
     samples = data[["panel", "label", "sample", "x", "y"]].assign(role="sample")
     combined = pd.concat([samples, means], ignore_index=True)
 
+    x_scale = alt.Scale(zero=False)
+    y_scale = alt.Scale(zero=False)
+    if equal_scales and len(order) == 1:
+        lo = combined[["x", "y"]].min()
+        hi = combined[["x", "y"]].max()
+        half = 0.55 * float(max((hi - lo).max(), 1e-12))
+        cx, cy = (lo + hi) / 2
+        x_scale = alt.Scale(domain=[float(cx) - half, float(cx) + half], nice=False)
+        y_scale = alt.Scale(domain=[float(cy) - half, float(cy) + half], nice=False)
     base = alt.Chart().encode(
-        x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
-        y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
+        x=alt.X("x:Q", title=x_title, scale=x_scale),
+        y=alt.Y("y:Q", title=y_title, scale=y_scale),
         color=alt.Color(
             "label:N",
             title="class k",

@@ -2,7 +2,8 @@
 
 Serves the packaged notebook ``dnc_interactive/app/dashboard.ipynb``, prints the URL and,
 unless ``--no-browser``, opens it. The page reads ``?state=...`` (a state string from the
-dashboard's share box) and ``?preset=...``.
+dashboard's share box), ``?preset=...`` and ``?layout=lecture``; ``--lecture`` serves the
+lecture layout (four large panels, one strip of controls, keys Space / →).
 
 Locked down by default (Voilà, see :mod:`dnc_interactive.cli.app_server`): it binds
 127.0.0.1, needs a token (random per start, in the printed URL), serves only local Host
@@ -52,6 +53,10 @@ EXTENSIONS = (
 DEFAULT_CULL_IDLE = 1800  # s without kernel activity before a visitor's kernel is shut down
 DEFAULT_CULL_GONE = 120  # s with no page connected before a visitor's kernel is shut down
 CULL_INTERVAL = 30
+#: The layout ``--lecture`` asks for, and the environment variable that carries it to the
+#: kernels (JupyterLab pages have no query; Voilà pages get ``?layout=lecture`` as well).
+LECTURE = "lecture"
+LAYOUT_ENV = "DNC_INTERACTIVE_LAYOUT"
 WARM_TIMEOUT = 240.0  # s to wait for the first pre-heated kernel before printing the URL anyway
 
 
@@ -86,6 +91,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--state", default=None, help="start from this state string (share box)")
     p.add_argument("--preset", default=None, help="start from this preset")
+    p.add_argument(
+        "--lecture",
+        action="store_true",
+        help="the lecture layout: four large panels (loss vs L*, per-layer NC1, the features"
+        " in 2-D, the Gram vs the optimum) with fonts >= 18 px, the controls in one strip;"
+        " Space plays / pauses, the right arrow steps",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="print the server command and URL, start nothing"
     )
@@ -159,6 +171,8 @@ def choose_port(requested: int | None, host: str = HOST) -> int:
 
 def _query_params(args: argparse.Namespace) -> dict[str, str]:
     params: dict[str, str] = {}
+    if getattr(args, "lecture", False):
+        params["layout"] = LECTURE
     if not (args.preset or args.state):
         return params  # the widgets (torch, altair) are imported only to check these
     from dnc_interactive.widgets.presets import get_preset
@@ -357,17 +371,22 @@ def run(args: argparse.Namespace) -> int:
         cull_idle=args.cull_idle,
         extra=args.server_args,
     )
-    if server == "lab" and params:
+    if server == "lab" and (args.preset or args.state):
         common.warn("note: --state/--preset apply to the Voilà page only")
     url = page_url(base, token, params, lab=server == "lab")
     if args.dry_run:
-        print(f"JUPYTER_TOKEN={token} " + " ".join(cmd))
+        layout = f"{LAYOUT_ENV}={LECTURE} " if args.lecture else ""
+        print(f"{layout}JUPYTER_TOKEN={token} " + " ".join(cmd))
         print(url)
         return 0
 
     # The charts' offline JavaScript bundle is built (once per machine, then cached) by the
     # first kernel that imports the widgets, not here: this process never imports torch.
     env = {**os.environ, "JUPYTER_TOKEN": token}
+    if args.lecture:
+        env[LAYOUT_ENV] = LECTURE  # the kernels read it (Dashboard.from_query)
+    else:
+        env.pop(LAYOUT_ENV, None)
     proc = subprocess.Popen(cmd, env=env)
     previous = None
     if hasattr(signal, "SIGTERM"):

@@ -35,10 +35,10 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 CUSTOM = "(custom)"
 SPEED_LABELS = [("max" if s == 0 else str(s), s) for s in SPEEDS]
-_DESC = {"description_width": "108px"}
-_WIDE = {"width": "330px"}  # a dict: every widget gets its own Layout
+_DESC = {"description_width": "100px"}
+_WIDE = {"width": "300px"}  # a dict: every widget gets its own Layout
 #: Toggle buttons: the description as wide as the sliders' (no clipped ":ivation").
-_TOGGLE = {"button_width": "68px", "description_width": "108px"}
+_TOGGLE = {"button_width": "64px", "description_width": "100px"}
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -123,7 +123,7 @@ def _scaled(lam: float, t: float, power: float) -> float:
         return math.inf
 
 
-def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int = 210) -> str:
+def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int = 190) -> str:
     """HTML of a thin log-scale bar from ``lo`` to ``hi``: green where collapse is optimal,
     red past the critical lambda (the zero / minority-collapse side), a black tick at the
     current value."""
@@ -143,7 +143,7 @@ def lambda_gauge(value: float, critical: float, lo: float, hi: float, width: int
         bar = "#ddd"
         label = "no threshold (CE loss or a zero λ)"
     return (
-        f"<div style='margin-left:112px;width:{width}px;font-size:11px;line-height:1.2'>"
+        f"<div style='margin-left:104px;width:{width}px;font-size:11px;line-height:1.2'>"
         f"<div style='position:relative;height:6px;background:{bar};border-radius:3px'>"
         f"<div style='position:absolute;left:calc({here:.1f}% - 1px);top:-3px;width:3px;"
         f"height:12px;background:#222'></div></div>"

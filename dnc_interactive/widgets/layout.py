@@ -4,8 +4,9 @@ Each builder takes the controls (:func:`~dnc_interactive.widgets.controls.build_
 live chart, the keyboard-shortcut widget and the names to hide, and returns the root widget;
 it decides where things go and how wide they are, nothing else.
 
-* ``"default"``: a header, then a column of controls (340 px: preset, transport, status,
-  snapshot choice, the folded sections) beside the live charts, which take the rest of the
+* ``"default"``: a header, then a column of controls (340 px; the controls are 300 px so
+  they fit the folded sections: preset, transport, status, snapshot choice, the folded
+  sections) beside the live charts, which take the rest of the
   width (their panels wrap into as many columns as fit, so in JupyterLab's notebook width the
   charts stay beside the controls, on the first screen).
 * ``"lecture"``: for a projector — a one-line title, one strip of controls (Play / Step /
@@ -89,7 +90,10 @@ def default_layout(
     """The desk layout: ``VBox([header, HBox([control column, charts])])``; the control
     column's last child is the accordion of sections."""
     c = controls
-    transport = w.HBox(_keep(c, ["play", "step", "reset", "new_seed", "counter"], hidden))
+    transport = w.HBox(
+        _keep(c, ["play", "step", "reset", "new_seed", "counter"], hidden),
+        layout=w.Layout(flex_flow="row wrap"),  # buttons keep their width; the counter wraps
+    )
     top = [] if "preset" in hidden else [c["preset"], c["preset_note"]]
     snapshot = (
         []
@@ -118,11 +122,22 @@ def lecture_layout(
 ) -> w.Widget:
     """The lecture layout: ``VBox([title, strip, status row, folded settings, charts])``."""
     c = controls
-    narrow = {"lambda_H": "330px", "depth": "250px", "preset": "330px"}
-    for name, width in narrow.items():
+    # one line at 1280 px with 16 px fonts: widths and descriptions for the strip
+    sizes = {  # name: (width, description width, description)
+        "play": ("100px", None, None),
+        "step": ("90px", None, None),
+        "reset": ("100px", None, None),
+        "counter": ("110px", None, None),
+        "preset": ("270px", "0px", ""),
+        "lambda_H": ("300px", "24px", "λ"),
+        "depth": ("230px", "54px", "depth"),
+    }
+    for name, (width, label_width, label) in sizes.items():
         c[name].layout.width = width
-        c[name].style.description_width = "60px" if name != "preset" else "52px"
-    c["lambda_H"].description = "λ"
+        if label_width is not None:
+            c[name].style.description_width = label_width
+            c[name].description = label or ""
+    c["preset"].tooltip = "preset: a scenario of the theory"
     more = w.ToggleButton(
         value=False,
         description="settings",
@@ -132,13 +147,14 @@ def lecture_layout(
     )
     c["more"] = more
     strip = w.HBox(
-        _keep(c, ["play", "step", "reset", "counter", "preset", "lambda_H", "depth"], hidden)
-        + [more],
+        _keep(c, ["play", "step", "reset", "counter", "preset", "lambda_H", "depth"], hidden),
         layout=w.Layout(flex_flow="row wrap", align_items="center"),
     )
     strip.add_class("dnc-strip")
+    c["status"].layout = w.Layout(flex="1 1 0%", min_width="0")
+    keys = w.HBox([shortcuts, more], layout=w.Layout(flex="0 0 auto", align_items="center"))
     status = w.HBox(
-        [*_keep(c, ["status"], hidden), shortcuts],
+        [*_keep(c, ["status"], hidden), keys],
         layout=w.Layout(align_items="center", justify_content="space-between"),
     )
     extra = w.VBox(_keep(c, ["speed", "snapshot_kind"], hidden))

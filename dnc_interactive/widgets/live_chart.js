@@ -63,13 +63,14 @@ function render({ model, el }) {
     if (!slot.view || !canvas) return [];
     const rect = canvas.getBoundingClientRect();
     const [ox, oy] = slot.view.origin();
-    const root = slot.view.scenegraph().root;
+    const root = slot.view.scenegraph().root; // the root mark; its one item holds the marks
+    const top = root.items && root.items[0] ? root.items[0] : root;
     const cells = [];
-    for (const mark of root.items || []) {
+    for (const mark of top.items || []) {
       if (mark.marktype !== "group" || !/^concat_\d+_group$/.test(mark.name || "")) continue;
       for (const item of mark.items || []) cells.push(item.bounds);
     }
-    if (!cells.length && root.bounds) cells.push(root.bounds);
+    if (!cells.length && top.bounds) cells.push(top.bounds);
     return cells.map((b) => [
       Math.round(rect.left + window.scrollX + ox + b.x1),
       Math.round(rect.top + window.scrollY + oy + b.y1),

@@ -207,6 +207,10 @@ class SeriesStore:
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 _FINITE = "isValid(datum.value) && isFinite(datum.value)"
 _X = {"field": "step", "type": "quantitative", "title": "step"}
+#: Log axes: 1, 0.1, 0.01, then 1e-3, 1e-4, ... (short labels at large fonts).
+_LOG_AXIS = {
+    "labelExpr": "datum.value >= 0.01 ? format(datum.value, '~g') : format(datum.value, '.0e')"
+}
 
 
 def _one_of(field: str, values: Sequence[str]) -> dict[str, Any]:
@@ -273,7 +277,7 @@ class ChartStyle:
 #: The chart styles of the dashboard's layouts (see :mod:`dnc_interactive.widgets.layout`).
 STYLES: dict[str, ChartStyle] = {
     "default": ChartStyle("default", 150, 120, 12, 13, 14, 12, 1.5, 140),
-    "lecture": ChartStyle("lecture", 400, 190, 18, 20, 22, 18, 3.0, 200),
+    "lecture": ChartStyle("lecture", 400, 150, 18, 20, 22, 18, 3.0, 200),
 }
 
 
@@ -346,7 +350,13 @@ def stream_spec(
             line,
             {
                 "x": _X,
-                "y": {"field": "v", "type": "quantitative", "title": "loss terms", "scale": log},
+                "y": {
+                    "field": "v",
+                    "type": "quantitative",
+                    "title": "loss terms",
+                    "scale": log,
+                    "axis": _LOG_AXIS,
+                },
                 "color": {
                     "field": "metric",
                     "type": "nominal",
@@ -421,7 +431,13 @@ def stream_spec(
         colour_legend: dict[str, Any] = {"columns": 2} if st.name == "lecture" and L > 5 else {}
         enc: dict[str, Any] = {
             "x": _X,
-            "y": {"field": "v", "type": "quantitative", "title": metric, "scale": log},
+            "y": {
+                "field": "v",
+                "type": "quantitative",
+                "title": metric,
+                "scale": log,
+                "axis": _LOG_AXIS,
+            },
             "color": {
                 "field": "layer",
                 "type": "ordinal",

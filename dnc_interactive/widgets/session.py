@@ -692,7 +692,10 @@ class TrainingSession:
         numbers += f" · max NC1 {_fmt(self._nc1_max, 2)}"
         start = tr.current_start
         if tr.attempt:
-            numbers += f" · start {tr.attempt + 1} (restarted: the first start stalled)"
+            numbers += (
+                f" · fallback start {tr.attempt} ({start.init}; the first start stalled and a race"
+                " of fallback starts took over)"
+            )
         if tr.lr != start.lr:
             numbers += f" · lr {tr.lr:g} (halved by the guard)"
         if self.at_zero_solution:

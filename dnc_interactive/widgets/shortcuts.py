@@ -47,7 +47,8 @@ function render({ model, el }) {
     if (!r || !r.isConnected) return false;
     const active = window.__dncActiveDashboard;
     if (active && active.isConnected) return active === r;
-    if (document.querySelector(".jp-LabShell")) return false; // JupyterLab: click first
+    // JupyterLab (its dock panel; Voila's page has a LabShell but no dock): click first
+    if (document.querySelector("#jp-main-dock-panel")) return false;
     return document.querySelector(".dnc-dashboard") === r;
   }
 

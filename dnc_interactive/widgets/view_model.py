@@ -193,7 +193,7 @@ def snapshot_chart(
 
 
 #: Size of the lecture layout's snapshot panels (plot area, pixels).
-LECTURE_SNAPSHOT = {"projection": 300, "gram": 210}
+LECTURE_SNAPSHOT = {"projection": 200, "gram": 180}
 
 
 def lecture_snapshot(model: DUFM, kind: str, view: TheoryView) -> dict[str, Any]:
@@ -204,8 +204,11 @@ def lecture_snapshot(model: DUFM, kind: str, view: TheoryView) -> dict[str, Any]
     proj = metrics.projection_frame(model, 25)
     proj = proj[proj["layer"] == L]
     size = LECTURE_SNAPSHOT["projection"]
-    features = charts.projection_chart(proj, kind=kind, columns=1, size=size)
-    features = features.properties(title=f"Features of layer {L} in 2-D (diamonds: class means)")
+    features = charts.projection_chart(proj, kind=kind, columns=1, size=size, equal_scales=True)
+    what = "H̃" if kind == "pre" else "H"
+    features = features.properties(
+        title=f"Features {what}_{L} of layer {L} in 2-D (diamonds: class means)"
+    )
     gram = metrics.gram_frame(model)
     gram = gram[(gram["layer"] == L) & (gram["kind"] == kind)]
     K = model.config.K
@@ -219,7 +222,10 @@ def lecture_snapshot(model: DUFM, kind: str, view: TheoryView) -> dict[str, Any]
             gram, kind=kind, ideal=matrix, ideal_title=title, columns=2, cell=cell, text=K <= 3
         )
     heat = heat.properties(title=f"Gram of the class means, layer {L}, vs the optimum")
-    spec = alt.hconcat(features, heat, spacing=40).to_dict(validate=False)
+    spec = alt.hconcat(features, heat, spacing=30).to_dict(validate=False)
+    # one layer: the facet's inner view alone (its title names the layer; no header line)
+    facet = spec["hconcat"][0]
+    spec["hconcat"][0] = {**facet["spec"], "data": facet["data"], "title": facet["title"]}
     spec["config"] = chart_config("lecture")
     spec["resolve"] = {"scale": {"color": "independent"}}
     return spec

@@ -6,12 +6,16 @@ saves a screenshot to ``artifacts/browser/app.png``. Checks that the page fetche
 from another host (no CDN); that a reload and a closed tab shut their kernel down through
 the page's close beacon and the kernel count returns to where it was; that a page which
 vanishes while playing (its browser context closed, as in a crash) has its kernel culled;
-and prints how long the page took to become a live dashboard. Skipped only when
-/usr/bin/chromium or playwright is missing.
+and prints how long the page took to become a live dashboard. A second test serves
+``app --lecture`` and checks, at 1280×720 and 1366×768, that the four lecture panels lie
+within the first screen, that Space plays / pauses and → steps, and that the default layout
+(``?layout=default``) keeps its charts beside the controls at 1366×768; screenshots go to
+``artifacts/browser/``. Skipped only when /usr/bin/chromium or playwright is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -53,9 +57,9 @@ def _playwright():
     return sync_playwright
 
 
-@pytest.fixture
-def app_url(tmp_path):
-    """Start the app; yield its URL; stop it (the whole process group we started)."""
+@contextlib.contextmanager
+def _serve(*flags: str):
+    """Start the app with ``flags``; yield its URL; stop it (the whole process group)."""
     from dnc_interactive.cli.app import free_port
 
     port = free_port()
@@ -68,6 +72,7 @@ def app_url(tmp_path):
             "--no-browser",
             f"--port={port}",
             f"--token={TOKEN}",
+            *flags,
             "--",  # a page gone without its close beacon is culled after CULL_GONE s
             f"--AppKernelManager.cull_disconnected_timeout={CULL_GONE}",
             "--MappingKernelManager.cull_interval=5",
@@ -105,6 +110,20 @@ def app_url(tmp_path):
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def app_url():
+    """The app (default layout) on a free localhost port."""
+    with _serve() as url:
+        yield url
+
+
+@pytest.fixture
+def lecture_url():
+    """The app started with ``--lecture``."""
+    with _serve("--lecture") as url:
+        yield url
 
 
 def _api(url: str, what: str):
@@ -272,3 +291,86 @@ def test_app_plays_streams_pauses_and_gives_its_kernels_back(app_url):
     )
     assert not errors, errors
     assert not foreign, foreign  # nothing from a CDN or any other host
+
+
+def _boxes(page, slot: str) -> list[list[int]]:
+    live = page.locator(".dnc-live").first
+    return json.loads(live.get_attribute(f"data-{slot}-panels") or "[]")
+
+
+def _inside(box, width: int, height: int) -> bool:
+    x, y, w, h = box
+    return x >= 0 and y >= 0 and x + w <= width and y + h <= height
+
+
+def _check_lecture(browser, url: str, width: int, height: int, errors: list[str]) -> str:
+    """One lecture page at ``width`` x ``height``: keys, the four panels on the first screen,
+    a screenshot. Returns a line for the report."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _open_live(page, url)
+    page.wait_for_selector(".dnc-lecture", timeout=60_000)
+    status = page.locator(".dnc-status")
+    page.keyboard.press("Space")  # plays
+    _wait(lambda: _numbers(page)[0] >= 10, 60, "Space to start playing")
+    assert "playing" in status.inner_text()
+    _wait(lambda: _numbers(page)[0] >= 800, 120, "800 steps (the default preset collapses)")
+    page.keyboard.press("Space")  # pauses
+    page.get_by_role("button", name="Play").wait_for(timeout=10_000)
+    _wait(lambda: "paused" in status.inner_text(), 10, "Space to pause")
+    before = _numbers(page)[0]
+    page.keyboard.press("ArrowRight")  # steps
+    _wait(lambda: _numbers(page)[0] > before, 10, "the right arrow to step")
+    _wait(lambda: len(_boxes(page, "snapshot")) == 2, 60, "the snapshot panels")
+    time.sleep(1.0)  # the snapshot after the step
+    stream, snapshot = _boxes(page, "stream"), _boxes(page, "snapshot")
+    assert len(stream) == 2 and len(snapshot) == 2, (stream, snapshot)
+    for box in stream + snapshot:
+        assert _inside(box, width, height), (width, height, stream, snapshot)
+    fonts = page.evaluate(
+        "() => [...document.querySelectorAll('.dnc-lecture .dnc-status')]"
+        ".map(e => parseFloat(getComputedStyle(e).fontSize))"
+    )
+    assert fonts and min(fonts) >= 15, fonts
+    page.screenshot(path=str(ARTIFACTS / f"lecture-{width}x{height}.png"))
+    context.close()
+    return f"lecture {width}x{height}: panels {stream + snapshot}"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.skipif(_playwright() is None, reason="needs playwright")
+def test_lecture_layout_fits_the_first_screen_and_answers_keys(lecture_url):
+    errors: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = []
+    with _playwright()() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for width, height in ((1280, 720), (1366, 768)):
+                report.append(_check_lecture(browser, lecture_url, width, height, errors))
+
+            # the default layout on a 1366x768 screen: the charts beside the controls
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            _open_live(page, lecture_url + "&layout=default")
+            assert page.locator(".dnc-lecture").count() == 0
+            controls = page.locator(".widget-accordion").first.bounding_box()
+            canvas = page.locator(".dnc-live-stream canvas").first.bounding_box()
+            assert canvas["x"] >= controls["x"] + controls["width"] - 1, (controls, canvas)
+            assert canvas["y"] < 768 / 2, canvas  # on the first screen, not below the controls
+            stream = _boxes(page, "stream")
+            assert len(stream) == 6 and all(b[0] + b[2] <= 1366 for b in stream), stream
+            labels = page.evaluate(
+                "() => [...document.querySelectorAll('.widget-toggle-buttons .widget-label')]"
+                ".filter(e => e.offsetParent).map(e => e.scrollWidth <= e.clientWidth)"
+            )
+            assert all(labels), labels  # no clipped "activation" / "loss" labels
+            page.screenshot(path=str(ARTIFACTS / "default-1366x768.png"))
+            report.append(f"default 1366x768: controls {controls}, charts {canvas}")
+            context.close()
+        finally:
+            browser.close()
+    print("\n" + "\n".join(report))
+    assert not errors, errors

@@ -220,3 +220,14 @@ def test_output_scale_chart_without_theory_and_validation():
         output_scale_chart(frame.iloc[:0])
     with pytest.raises(ValueError, match="'n'"):
         output_scale_chart(frame.drop(columns="n"))
+
+
+def test_projection_chart_equal_scales_for_one_panel():
+    frame = make_projection(depth=1, num_classes=2, n=10)
+    frame = frame[frame["layer"] == frame["layer"].min()]
+    frame = frame[frame["kind"] == "post"]
+    frame["y"] = frame["y"] * 1e-6  # a collapsed direction
+    spec = projection_chart(frame, equal_scales=True).to_dict()
+    x = spec["spec"]["layer"][0]["encoding"]["x"]["scale"]["domain"]
+    y = spec["spec"]["layer"][0]["encoding"]["y"]["scale"]["domain"]
+    assert x[1] - x[0] == pytest.approx(y[1] - y[0])

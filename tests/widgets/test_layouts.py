@@ -69,8 +69,9 @@ def test_lecture_controls_are_one_strip_with_a_settings_fold(lecture):
     names = {id(w): n for n, w in lecture.controls.items()}
     in_strip = [names.get(id(w)) for w in strip.children]
     assert in_strip[:4] == ["play", "step", "reset", "counter"]
-    assert {"preset", "lambda_H", "depth", "more"} <= set(in_strip)
-    assert lecture.shortcuts in status.children
+    assert {"preset", "lambda_H", "depth"} <= set(in_strip)
+    keys = status.children[-1]
+    assert lecture.shortcuts in keys.children and lecture.controls["more"] in keys.children
     assert settings.layout.display == "none"
     lecture.controls["more"].value = True  # unfold every other control
     assert settings.layout.display == "flex"
@@ -107,9 +108,9 @@ def test_default_layout_keeps_charts_beside_a_narrow_control_column():
     assert chart is d.chart and left.layout.width == layouts.CONTROL_COLUMN == "340px"
     assert chart.layout.flex.startswith("1 1")  # takes the rest of the row
     for name in ("activation", "loss", "optimizer", "dtype"):  # no clipped ":ivation"
-        assert d.controls[name].style.description_width == "108px"
+        assert d.controls[name].style.description_width == "100px"
     widths = [int(d.controls[n].layout.width.rstrip("px")) for n in ("lambda_H", "depth")]
-    assert max(widths) <= 330
+    assert max(widths) <= 300  # the folded sections' content is ~304 px wide
     spec = d.chart.stream_spec
     assert spec["config"]["axis"]["labelFontSize"] >= 12  # was vega's 9-10 px
     fit = spec["usermeta"]["dncFit"]
@@ -196,3 +197,19 @@ def test_dashboard_draws_the_optimums_own_gram_and_q_star():
     assert "round-off" in gap["title"]  # float32: |gap| < 1e-6 drawn as reached
     assert vm.roundoff("float32") == 1e-6 and vm.roundoff("float64") == 1e-12
     d.close()
+
+
+def test_app_lecture_flag_asks_the_page_and_the_kernels_for_the_lecture_layout(capsys):
+    from urllib.parse import parse_qs, urlsplit
+
+    from dnc_interactive.cli import app as app_cli
+    from dnc_interactive.cli import main
+
+    assert main(["app", "--dry-run", "--lecture", "--port", "8872"]) == 0
+    cmd, url = capsys.readouterr().out.strip().splitlines()
+    assert cmd.startswith(f"{app_cli.LAYOUT_ENV}=lecture JUPYTER_TOKEN=")
+    assert parse_qs(urlsplit(url).query)["layout"] == ["lecture"]
+    assert app_cli.LAYOUT_ENV == LAYOUT_ENV
+    assert main(["app", "--dry-run", "--port", "8872"]) == 0
+    cmd, url = capsys.readouterr().out.strip().splitlines()
+    assert "layout" not in url and cmd.startswith("JUPYTER_TOKEN=")
