@@ -207,9 +207,10 @@ class SeriesStore:
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 _FINITE = "isValid(datum.value) && isFinite(datum.value)"
 _X = {"field": "step", "type": "quantitative", "title": "step"}
-#: Log axes: 1, 0.1, 0.01, then 1e-3, 1e-4, ... (short labels at large fonts).
+#: Log axes: decades only, 1, 0.1, 0.01, then 1e-3, 1e-4, ... (short labels at large fonts).
 _LOG_AXIS = {
-    "labelExpr": "datum.value >= 0.01 ? format(datum.value, '~g') : format(datum.value, '.0e')"
+    "labelExpr": "abs(log(datum.value) / LN10 - round(log(datum.value) / LN10)) > 1e-6 ? ''"
+    " : datum.value >= 0.01 ? format(datum.value, '~g') : format(datum.value, '.0e')"
 }
 
 
