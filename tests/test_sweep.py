@@ -15,6 +15,7 @@ import torch
 from dnc_interactive import sweeps, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.sweeps import BatchedTrainer, SweepError, sweep
+from dnc_interactive.sweeps import run as sweep_run  # where sweep() looks run_batch up
 from dnc_interactive.training import Recipe, Trainer
 
 BASE = DUFMConfig(num_classes=3, samples_per_class=4, depth=3, width=8, dtype="float64")
@@ -139,7 +140,7 @@ def test_bad_grid_fails_before_any_work(monkeypatch, grid, match):
     def boom(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(sweeps, "run_batch", boom)
+    monkeypatch.setattr(sweep_run, "run_batch", boom)
     with pytest.raises(ValueError, match=match):
         sweep(grid, steps=10, base=BASE, progress=False)
 
@@ -207,7 +208,7 @@ def test_sweep_groups_shapes_and_keeps_grid_order():
 
     grid = [{"width": 8, "seed": 0}, {"width": 6, "seed": 0}, {"width": 8, "seed": 1}]
     with pytest.MonkeyPatch.context() as mp_:
-        mp_.setattr(sweeps, "run_batch", spy)
+        mp_.setattr(sweep_run, "run_batch", spy)
         df = sweep(grid, 20, base=BASE, progress=False)
     assert sorted(calls) == [1, 2]  # two shapes: widths 8 (two seeds) and 6
     assert df["width"].tolist() == [8, 6, 8] and df["seed"].tolist() == [0, 0, 1]
@@ -237,7 +238,8 @@ def test_resume_after_interruption(tmp_path):
     computed = []
     orig = sweeps.run_batch
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(sweeps, "run_batch", lambda items, *a: computed.extend(items) or orig(items, *a))
+        m.setattr(sweep_run, "run_batch",
+                  lambda items, *a: computed.extend(items) or orig(items, *a))  # fmt: skip
         resumed = sweep(GRID, STEPS, base=BASE, batch_size=2, out=out, progress=False)
     assert len(computed) == 4  # only the missing configurations ran
     assert not {it["key"] for it in computed} & set(saved["key"])
@@ -246,7 +248,7 @@ def test_resume_after_interruption(tmp_path):
                         full.sort_values("key", ignore_index=True))  # fmt: skip
     # a third call finds everything and trains nothing
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(sweeps, "run_batch", lambda *a: pytest.fail("recomputed a finished config"))
+        m.setattr(sweep_run, "run_batch", lambda *a: pytest.fail("recomputed a finished config"))
         again = sweep(GRID, STEPS, base=BASE, batch_size=2, out=out, progress=False)
     assert same_results(again, full)
 

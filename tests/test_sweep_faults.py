@@ -28,6 +28,7 @@ from dnc_interactive.sweeps import (
     load_results,
     sweep,
 )
+from dnc_interactive.sweeps import run as sweep_run  # where sweep() looks run_batch up
 
 BASE = DUFMConfig(num_classes=3, samples_per_class=4, depth=2, width=8, dtype="float64")
 GRID = {"seed": [0, 1, 2, 3, 4, 5, 6, 7], "lr": [0.5]}  # 8 configs, one shape
@@ -47,7 +48,7 @@ def full() -> pd.DataFrame:
 
 
 class Spy:
-    """Counts the configurations run_batch trains (monkeypatched into sweeps)."""
+    """Counts the configurations run_batch trains (patched in sweeps.run)."""
 
     def __init__(self, monkeypatch, before=None):
         self.items: list[str] = []
@@ -62,7 +63,7 @@ class Spy:
             self.items += [it["key"] for it in items]
             return out
 
-        monkeypatch.setattr(sweeps, "run_batch", spy)
+        monkeypatch.setattr(sweep_run, "run_batch", spy)
 
 
 def same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
