@@ -94,9 +94,12 @@ class BatchedTrainer:
             as :class:`~dnc_interactive.training.Trainer` does.
         inits: the initialisation kind (:data:`~dnc_interactive.model.INITS`), one for all or
             one per configuration.
+        models: start from these models' current matrices instead (one per configuration);
+            the trainer's B = 1 case.
 
-    The initial parameters are those of ``DUFM(config)`` for each configuration, so a batch of
-    B reproduces B single :class:`Trainer` runs with the same recipes and ``record_every``.
+    The initial parameters are those of ``DUFM(config, init)`` for each configuration (or of
+    ``models``), so a batch of B reproduces B single :class:`Trainer` runs with the same recipes
+    and ``record_every``; :class:`~dnc_interactive.training.Trainer` is the B = 1 case.
     ``losses`` holds the loss of every configuration at every check (a (checks, B) list).
     """
 
@@ -107,6 +110,7 @@ class BatchedTrainer:
         *,
         record_every: int = 10,
         inits: str | Sequence[str] = "random",
+        models: Sequence[DUFM] | None = None,
     ) -> None:
         configs = list(configs)
         if not configs:
@@ -152,13 +156,20 @@ class BatchedTrainer:
                 f"inits has {len(inits)} entries but there are {len(configs)} configs:"
                 " expected one init or one per config"
             )
-        models = [DUFM(c, init=i) for c, i in zip(configs, inits, strict=True)]
-        self.labels = models[0].labels
-        self.Y = models[0].Y
-        self.params: list[Tensor] = [torch.stack([m.H1.data for m in models])]
+        if models is None:
+            built = [DUFM(c, init=i) for c, i in zip(configs, inits, strict=True)]
+        else:
+            built = list(models)
+            if len(built) != len(configs) or any(
+                m.config is not c for m, c in zip(built, configs, strict=True)
+            ):
+                raise ValueError("models must be one DUFM per config, built from that config")
+        self.labels = built[0].labels
+        self.Y = built[0].Y
+        self.params: list[Tensor] = [torch.stack([m.H1.data for m in built])]
         for l in range(self.L):
-            self.params.append(torch.stack([m.W[l].data for m in models]))
-        del models
+            self.params.append(torch.stack([m.W[l].data for m in built]))
+        del built
         self.lambdas: list[Tensor] = [_col([c.lambda_H for c in configs], dtype, device)]
         for l in range(self.L):
             self.lambdas.append(_col([c.lambda_Ws[l] for c in configs], dtype, device))
@@ -376,16 +387,23 @@ class BatchedTrainer:
         if shape_key(config, recipe) != shape_key(self.configs[0], self.recipes[0]):
             raise ValueError("config does not share the batch's shape (see shape_key)")
         fresh = DUFM(config, init=init)
-        new = [fresh.H1.data, *[W.data for W in fresh.W]]
-        for p, g, x in zip(self.params, self._good, new, strict=True):
+        self.configs[b] = config
+        for lam, value in zip(self.lambdas, (config.lambda_H, *config.lambda_Ws), strict=True):
+            lam[b] = value
+        self.optimal[b] = theory.optimal_loss(config)
+        self.load(b, [fresh.H1.data, *[W.data for W in fresh.W]], recipe)
+
+    @torch.no_grad()
+    def load(self, b: int, matrices: Sequence[Tensor], recipe: Recipe | None = None) -> None:
+        """Restart member ``b`` from ``matrices`` ([H1, W_1..W_L]) with ``recipe``'s lr and
+        momentum (its own recipe when None): buffers zeroed, guard and ceiling reset."""
+        recipe = recipe or self.recipes[b]
+        for p, g, x in zip(self.params, self._good, matrices, strict=True):
             p[b].copy_(x)
             g[b].copy_(x)
         for s in (*self._buf, *self._sq):
             s[b].zero_()
-        self.configs[b], self.recipes[b] = config, recipe
-        for lam, value in zip(self.lambdas, (config.lambda_H, *config.lambda_Ws), strict=True):
-            lam[b] = value
-        self.optimal[b] = theory.optimal_loss(config)
+        self.recipes[b] = recipe
         self.lr[b], self.momentum[b] = float(recipe.lr), float(recipe.momentum)
         self.retries[b], self.status[b], self.messages[b] = 0, "running", ""
         self._lr_t = _col(self.lr, self.dtype, self.device)

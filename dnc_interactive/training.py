@@ -17,9 +17,12 @@ A guard restores the last finite state and halves the learning rate if the loss 
 with ``guard=False`` (or once ``max_retries`` halvings are used up) the run stops itself with
 ``status == "diverged"``, a message, and its history up to the last finite record.
 
-Gradients come from the hand-written backward pass :func:`~dnc_interactive.model.loss_and_grad`
-and updates from ``torch._foreach`` ops, with no autograd graph: about 2x the steps per second of
-an ``nn.Parameter`` + ``torch.optim.SGD`` + autograd loop (``benchmarks/bench_trainer.py``).
+The update rules, the divergence guard, the momentum boost and the check grid live once, in the
+batch-aware core :class:`~dnc_interactive.optim.BatchedTrainer`; a Trainer is its B = 1 case (the
+model's parameters are views of the core's batch) plus the history, the stop conditions, the
+restarts and the diagnosis. Gradients come from the hand-written batched backward pass, with no
+autograd graph: about 2x the steps per second of an ``nn.Parameter`` + ``torch.optim.SGD`` +
+autograd loop (``benchmarks/bench_trainer.py``).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ import torch
 from dnc_interactive import diagnosis as _diagnosis
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
-from dnc_interactive.model import DUFM, loss_and_grad
-from dnc_interactive.optim import Race, relative_gap, stalled
+from dnc_interactive.model import DUFM
+from dnc_interactive.optim import BatchedTrainer, Race, relative_gap, stalled
 from dnc_interactive.recipes import (
     FALLBACK_STARTS,
     OPTIMIZERS,
@@ -179,18 +182,19 @@ class Trainer(RecordedHistory):
         self.retries = 0
         self.attempt_changed = False
         self._init_history()
+        # the optimisation core, B = 1: the model's parameters become views of its batch
+        self._core = BatchedTrainer(
+            [self.config], [recipe], record_every=record_every, models=[model]
+        )
+        for param, batch in zip([model.H1, *model.W], self._core.params, strict=True):
+            param.data = batch[0]
         self._params = [model.H1.data, *[W.data for W in model.W]]
-        self._lambdas = [self.config.lambda_H, *self.config.lambda_Ws]
-        self._state = [torch.zeros_like(p) for p in self._params]
-        self._state2 = [torch.zeros_like(p) for p in self._params]  # Adam's second moment
-        self._good: list[torch.Tensor] = [p.clone() for p in self._params]
         self._losses: list[float] = []  # loss at every on-grid record of the current start
         self._attempt_step = 0  # step at which the current start began
         self._best: tuple[float, list[torch.Tensor], int] | None = None  # (loss, params, attempt)
         self._race: Race | None = None  # the fallback race, once the first start stalled
         self._record(with_metrics=bool(metrics_every))
         self._losses.append(self._last["loss"])
-        self._ceiling = recipe.blowup * max(self._last["loss"], 0.5)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -209,8 +213,7 @@ class Trainer(RecordedHistory):
             raise ValueError(f"lr={lr!r} is not valid: expected a finite float > 0")
         self.lr = float(lr)
         self._start = dataclasses.replace(self._start, lr=self.lr)
-        if self._race is not None:
-            self._race.bt.set_lr(self.lr)
+        (self._race.bt if self._race is not None else self._core).set_lr(self.lr)
 
     def step(self, n: int = 1) -> Trainer:
         """Advance ``n`` gradient steps (recording and checking every ``record_every``)."""
@@ -219,6 +222,7 @@ class Trainer(RecordedHistory):
         if self.diverged:
             return self
         self.status = "running"
+        self._core._cache = None  # the model may have been changed since the last check
         t0 = time.perf_counter()
         # weights decaying towards 0 (the trivial solution, a collapsed minority class) turn
         # into subnormal floats, which are ~100x slower on CPUs: flush them to zero while stepping
@@ -300,13 +304,7 @@ class Trainer(RecordedHistory):
         if self._best is None or self.diverged or not self._best[0] < self.loss:
             return self
         loss, params, attempt = self._best
-        for p, b in zip(self._params, params, strict=True):
-            p.copy_(b)
-        for b in (*self._state, *self._state2):
-            b.zero_()
-        self._race = None  # training goes on from the kept state, as one start
-        self._start = self.recipe.starts()[attempt]
-        self.lr, self.momentum = float(self._start.lr), float(self._start.momentum)
+        self._resume_single(params, attempt)
         self._append([(self.steps, 0, "model", "restart", float(attempt))])
         self.attempt = attempt
         self._record(with_metrics=bool(self.metrics_every))
@@ -385,6 +383,7 @@ class Trainer(RecordedHistory):
         if not (math.isfinite(after) and after <= start):
             for p, b in zip(self._params, before, strict=True):
                 p.copy_(b)
+        self._resume_single([p.clone() for p in self._params], self.attempt)
         iters = int(opt.state[opt._params[0]].get("n_iter", 1))
         self.steps += max(iters, 1)
         self.seconds += time.perf_counter() - t0
@@ -410,55 +409,24 @@ class Trainer(RecordedHistory):
 
     # ------------------------------------------------------------------ internals
     @torch.no_grad()
-    def _gradients(self) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        cfg = self.config
-        m = self.model
-        fit, dH, dW = loss_and_grad(
-            self._params[0],
-            self._params[1:],
-            m.Y,
-            m.labels,
-            cfg.lambda_H,
-            cfg.lambda_Ws,
-            cfg.activation,
-            cfg.loss,
-            compute_fit=False,
-        )
-        return fit, [dH, *dW]
-
-    @torch.no_grad()
     def _advance(self, n: int) -> None:
         if self._race is not None:
             self._race.step(n)
             self.steps += n
             self._follow_leader()
             return
-        params, buf = self._params, self._state
-        if self.recipe.optimizer == "gd":
-            for _ in range(n):
-                _, grads = self._gradients()
-                if self.momentum > 0:
-                    torch._foreach_mul_(buf, self.momentum)
-                    torch._foreach_add_(buf, grads)
-                    torch._foreach_add_(params, buf, alpha=-self.lr)
-                else:
-                    torch._foreach_add_(params, grads, alpha=-self.lr)
-                self.steps += 1
-        else:  # Adam, on the full objective (L2 in the gradient, not decoupled decay)
-            b1, b2, eps = self.recipe.momentum, 0.999, 1e-8
-            sq = self._state2
-            for _ in range(n):
-                _, grads = self._gradients()
-                self.steps += 1
-                torch._foreach_lerp_(buf, grads, 1 - b1)
-                torch._foreach_mul_(sq, b2)
-                torch._foreach_addcmul_(sq, grads, grads, value=1 - b2)
-                c1 = 1 - b1**self.steps
-                c2 = 1 - b2**self.steps
-                denom = torch._foreach_sqrt(sq)
-                torch._foreach_div_(denom, math.sqrt(c2))
-                torch._foreach_add_(denom, eps)
-                torch._foreach_addcdiv_(params, buf, denom, value=-self.lr / c1)
+        self._core._advance(n)
+        self.steps += n
+
+    @torch.no_grad()
+    def _resume_single(self, params: list[torch.Tensor], attempt: int) -> None:
+        """Go on from ``params`` as start ``attempt`` alone (the race, if any, ends)."""
+        self._race = None
+        self._start = self.recipe.starts()[attempt]
+        recipe = self.recipe if attempt == 0 else self._start.recipe_for(self.recipe)
+        self._core.load(0, params, recipe)  # also writes the model's parameters (views)
+        self.lr, self.momentum = self._core.lr[0], self._core.momentum[0]
+        self.retries = 0
 
     @torch.no_grad()
     def _loss_terms(self) -> dict[str, float]:
@@ -476,40 +444,45 @@ class Trainer(RecordedHistory):
         """Record, check for divergence and update the schedule.
 
         Only checkpoints on the record grid (steps % record_every == 0, or a forced one after
-        L-BFGS) snapshot the state for the guard and may raise the momentum, so a run gives the
-        same numbers however it is chunked into ``step(n)`` calls. A call that ends off the
-        grid still records the loss terms (and stops a diverged run).
+        L-BFGS) run the core's check (the guard's snapshot, the momentum boost, a divergence
+        restore), so a run gives the same numbers however it is chunked into ``step(n)``
+        calls. A call that ends off the grid still records the loss terms (and stops a
+        diverged run when the guard is off).
         """
         on_grid = force_metrics or self.steps % self.record_every == 0
-        terms = self._loss_terms()
         if self._race is not None:  # the race's members guard and boost themselves
             with_metrics = force_metrics or bool(
                 on_grid and self.metrics_every and self.steps % self.metrics_every == 0
             )
-            self._record(terms, with_metrics=with_metrics)
+            self._record(self._loss_terms(), with_metrics=with_metrics)
             return
-        if not terms["loss"] <= self._ceiling:  # NaN/inf, or blowing up
-            if on_grid or not self.recipe.guard:
-                self._on_divergence(terms["loss"])
-            return
+        core = self._core
         if not on_grid:
+            terms = self._loss_terms()
+            if not terms["loss"] <= core._ceiling[0]:  # NaN/inf, or blowing up
+                if not self.recipe.guard:
+                    lr = core.lr[0]
+                    core._on_divergence(0, terms["loss"])
+                    self._stop_diverged(terms["loss"], lr)
+                return
             self._record(terms, with_metrics=False)
             return
-        for g, p in zip(self._good, self._params, strict=True):
-            g.copy_(p)
+        lr, retries = core.lr[0], core.retries[0]
+        core._check()
+        if core.status[0] == "diverged":
+            self._stop_diverged(core.losses[-1][0], lr)
+            return
+        self.lr, self.momentum = core.lr[0], core.momentum[0]
+        if core.retries[0] > retries:  # the guard restored the last good state, lr halved
+            self.retries = core.retries[0]
+            self._append([(self.steps, 0, "model", "lr", self.lr)])
+            return
+        terms = dict(core.terms[0])
         with_metrics = force_metrics or bool(
             self.metrics_every and self.steps % self.metrics_every == 0
         )
         self._record(terms, with_metrics=with_metrics)
         self._losses.append(terms["loss"])
-        boost = self._start.momentum_boost
-        if (
-            self.recipe.optimizer == "gd"
-            and boost is not None
-            and self.momentum < boost
-            and self.gap < self._start.boost_gap
-        ):
-            self.momentum = boost
         if self._stalled():
             self._restart()
 
@@ -549,26 +522,15 @@ class Trainer(RecordedHistory):
             self._start = self.recipe.starts()[self.attempt]
             self._append([(self.steps, 0, "model", "restart", float(self.attempt))])
 
-    def _on_divergence(self, value: float) -> None:
-        if self.recipe.guard and self.retries < self.recipe.max_retries:
-            self.retries += 1
-            for g, p in zip(self._good, self._params, strict=True):
-                p.copy_(g)
-            for b in (*self._state, *self._state2):
-                b.zero_()
-            self.lr /= 2
-            self.momentum = float(self._start.momentum)
-            self._append([(self.steps, 0, "model", "lr", self.lr)])
-            return
-        for g, p in zip(self._good, self._params, strict=True):
-            p.copy_(g)
+    def _stop_diverged(self, value: float, lr: float) -> None:
+        """The core gave up (guard off or out of retries): stop with a message."""
         self.status = "diverged"
         self.message = (
-            f"diverged: the loss became {value:.4g} at step {self.steps} (lr={self.lr:g});"
+            f"diverged: the loss became {value:.4g} at step {self.steps} (lr={lr:g});"
             " training stopped, parameters restored to the last good record and the history"
             " kept. Lower the learning rate and reset."
         )
-        warnings.warn(self.message, RuntimeWarning, stacklevel=3)
+        warnings.warn(self.message, RuntimeWarning, stacklevel=4)
 
     def _record(self, terms: dict[str, float] | None = None, with_metrics: bool = True) -> None:
         terms = terms or self._loss_terms()
