@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from dnc_interactive.monitor import monitor
     from dnc_interactive.sweeps import sweep
     from dnc_interactive.training import Recipe, Trainer, train
+    from dnc_interactive.verify import verify
 
 # public name -> (module, attribute; None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -35,6 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "theory": ("dnc_interactive.theory", None),
     "sweep": ("dnc_interactive.sweeps", "sweep"),
     "monitor": ("dnc_interactive.monitor", "monitor"),
+    "verify": ("dnc_interactive.verify", None),  # a callable module: verify(quick=True, ...)
 }
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "theory",
     "sweep",
     "monitor",
+    "verify",
 ]
 __version__ = "0.2.0.dev0"
 

@@ -20,7 +20,7 @@ from dnc_interactive.cli import common
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dnc_interactive.cli import app, realnet, sweep, theory, train
+    from dnc_interactive.cli import app, realnet, sweep, theory, train, verify
 
     parser = common.Parser(
         prog="dnc-interactive",
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=common.Parser)
     sub.required = True
-    for module in (train, theory, app, sweep, realnet):
+    for module in (train, theory, app, sweep, realnet, verify):
         module.add_parser(sub)
     return parser
 
