@@ -8,8 +8,14 @@ loss L* (theory §2.2, §6) for the same K, n_k and lambdas.
 * :mod:`.data`: offline datasets (scikit-learn digits, locally generated MNIST-1D) and raw-file
   readers for MNIST, Fashion-MNIST (IDX) and CIFAR-10 (python pickle batches).
 * :mod:`.backbones`: the backbones and the DUFM head.
-* :mod:`.experiment`: :class:`RealNetConfig`, :class:`RealNetExperiment` (training,
-  streaming measurement, tidy history, recovery test).
+* :mod:`.config`: :class:`RealNetConfig`, its validation rules, the presets (:func:`preset`).
+* :mod:`.prepare`: :func:`prepare_data` (class selection, n_k, standardisation).
+* :mod:`.train`: the optimiser, the learning-rate schedule, the epoch loop and
+  :func:`train_head_on_features`.
+* :mod:`.evaluate`: the streaming measurement (:class:`Evaluation`).
+* :mod:`.recovery`: the recovery test (:class:`RecoveryResult`).
+* :mod:`.experiment`: :class:`RealNetExperiment`, the coordinator (training, measurement,
+  tidy history, recovery test); it re-exports the names of the modules above.
 """
 
 from dnc_interactive.realnets.backbones import (
