@@ -16,7 +16,7 @@ The default recipe, "robust" (theory §8):
    next start): a *small start* (every matrix near zero, for the trivial optimum above the
    threshold, where larger starts can stop in a metastable non-zero minimum) and *structured
    starts* (a weak class signal in H1, looks-linear hidden weights, W_L = 0; momentum 0.9
-   raised to 0.99 near L*; three schedules of H1 scale and learning rate in turn) from
+   raised to 0.99 near L*; four schedules of H1 scale and learning rate in turn) from
    successive seeds.
 3. the lowest-loss state over all starts is kept.
 
@@ -96,13 +96,14 @@ SMALL_START = Start(
 )
 
 
-#: The three schedules the structured starts take in turn (theory §8), as (H1 std, learning
-#: rate, boost gap): brisk, careful (close to gradient flow) and low (a start small enough that
-#: a class above its own threshold decays to 0 while the others grow, for imbalanced classes).
+#: The four schedules the structured starts take in turn (theory §8), as (H1 std, learning
+#: rate, boost gap): brisk, careful (close to gradient flow), low and lower (starts small enough
+#: that a class past its own threshold decays to 0 while the others grow: imbalanced classes).
 STRUCTURED_SCHEDULES: tuple[tuple[float, float, float], ...] = (
-    (0.1, 0.2, 0.1),
+    (0.05, 0.2, 0.1),
     (0.2, 0.2, 0.1),
     (0.5, 0.05, 0.01),
+    (0.1, 0.2, 0.1),
 )
 
 
@@ -110,8 +111,8 @@ def structured_start(seed_offset: int) -> Start:
     """A structured start (theory §8) from the config's seed plus ``seed_offset``.
 
     Successive offsets cycle through :data:`STRUCTURED_SCHEDULES` (offset 1 brisk, 2 careful,
-    3 low, ...), so a race of four holds each of them; momentum 0.9, raised to 0.99 below the
-    boost gap.
+    3 low, 4 lower, ...), so a race of five holds each of them next to the small start;
+    momentum 0.9, raised to 0.99 below the boost gap.
     """
     scale, lr, boost_gap = STRUCTURED_SCHEDULES[seed_offset % len(STRUCTURED_SCHEDULES)]
     return Start(scale, lr, 0.9, 0.99, boost_gap, seed_offset=seed_offset, init="structured")
@@ -160,7 +161,7 @@ class Recipe:
     max_retries: int = 8
     blowup: float = 100.0
     restarts: int = 16
-    race_size: int = 4
+    race_size: int = 5
     stall_gap: float = 1e-3
     stall_steps: int = 450
 
