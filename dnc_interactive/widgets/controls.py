@@ -23,9 +23,11 @@ from dnc_interactive.validation import ParameterError
 from dnc_interactive.widgets.presets import PRESETS
 from dnc_interactive.widgets.state import SPEEDS, Settings
 
-#: Slider ranges (inclusive). Every value in them gives a valid config.
+#: Slider ranges (inclusive). Every value in them gives a valid config, and the largest model
+#: (K = 15 = C(6, 2), the SRG number of theory §5; n = 200, L = 8, d = 128) stays well within
+#: the default resource budget of :mod:`dnc_interactive.validation`.
 RANGES: dict[str, tuple[float, float]] = {
-    "num_classes": (2, 12),
+    "num_classes": (2, 15),
     "n": (1, 200),
     "ratio": (1.0, 100.0),
     "depth": (1, 8),
@@ -159,11 +161,20 @@ def status_html(parts: dict[str, str]) -> str:
     if verdict.startswith("collapsed: not"):
         vcol = "#555"
     notes = parts.get("notes") or ""
+    solution = parts.get("solution") or ""
+    scol = "#2e7d32" if solution.startswith("solution: DNC") else "#5a189a"
+    if solution.startswith(("solution: in between", "solution: zero")):
+        scol = "#555"
     return (
         "<div class='dnc-status' style='font-size:12px;line-height:1.4;max-width:330px'>"
         f"<b style='color:{colours.get(parts['state'], '#555')}'>{html.escape(parts['state'])}</b>"
         f" · {html.escape(parts['numbers'])}<br>"
         f"<b style='color:{vcol}'>{html.escape(verdict)}</b>"
+        + (
+            f"<br><span class='dnc-solution' style='color:{scol}'>{html.escape(solution)}</span>"
+            if solution
+            else ""
+        )
         + (f"<br><span style='color:#8a3b00'>{html.escape(notes)}</span>" if notes else "")
         + "</div>"
     )
@@ -357,6 +368,34 @@ def build_controls() -> dict[str, w.Widget]:
         value="post",
         style={"button_width": "auto"},
     )
+    # live feature clouds, auto-pause, replay
+    c["clouds"] = w.Dropdown(
+        options=[(label, key) for key, label in CLOUD_CHOICES.items()],
+        value="last",
+        description="feature clouds",
+        style=_DESC,
+        layout=_WIDE,
+    )
+    c["auto_pause"] = w.Checkbox(
+        value=False,
+        description="pause when collapsed (gap, NC1 < 1e-3)",
+        indent=False,
+    )
+    c["replay"] = w.IntSlider(
+        value=0,
+        min=0,
+        max=0,
+        description="replay step",
+        continuous_update=False,
+        style=_DESC,
+        layout=_WIDE,
+    )
+    c["live"] = w.Button(
+        description="live",
+        icon="forward",
+        tooltip="back from the replay to the latest step",
+        layout=w.Layout(width="70px", display="none"),
+    )
     # share and export
     c["state"] = w.Text(
         description="state", style={"description_width": "40px"}, layout=w.Layout(width="250px")
@@ -377,6 +416,33 @@ def build_controls() -> dict[str, w.Widget]:
     )
     c["downloads"] = w.HTML()
     return c
+
+
+#: The cloud panels the "feature clouds" control offers (theory §3.2): key -> label.
+CLOUD_CHOICES: dict[str, str] = {
+    "last": "last layer, pre and post",
+    "ends": "first and last layer",
+    "post": "every layer (post-ReLU)",
+    "all": "every layer, pre and post",
+    "off": "off",
+}
+
+
+def cloud_panels(choice: str, depth: int) -> list[tuple[int, str]]:
+    """The (layer, kind) panels of a "feature clouds" choice for depth L (H̃_1 = H_1 is
+    drawn once, as "post"); ``ValueError`` naming the choices for an unknown one."""
+    L = depth
+    last = [(L, "pre"), (L, "post")] if L > 1 else [(1, "post")]
+    table = {
+        "last": last,
+        "ends": [(1, "post"), *last] if L > 1 else last,
+        "post": [(l, "post") for l in range(1, L + 1)],
+        "all": [(1, "post")] + [(l, k) for l in range(2, L + 1) for k in ("pre", "post")],
+        "off": [],
+    }
+    if choice not in table:
+        raise ValueError(f"clouds={choice!r} is not valid: expected one of {tuple(table)}")
+    return table[choice]
 
 
 #: Controls whose change is a setting (the others are buttons, outputs or view choices).
@@ -424,6 +490,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
+    "CLOUD_CHOICES",
     "CUSTOM",
     "MAX_TEXT",
     "RANGES",
@@ -433,6 +500,7 @@ __all__ = [
     "changes_for",
     "clamp",
     "class_sizes",
+    "cloud_panels",
     "control_values",
     "format_list",
     "imbalance_of",

@@ -14,6 +14,27 @@ projector), the numbers the status line and charts show come from
 update), and the files from :mod:`~dnc_interactive.widgets.exports`. Keys: Space plays or
 pauses, → steps (:mod:`~dnc_interactive.widgets.shortcuts`).
 
+Beyond the training curves (theory §3, §5, §2.3):
+
+* **live feature clouds** of the chosen layers (the "feature clouds" control; the lecture
+  layout's features panel): every tracked sample in a fixed 2-D projection, class means as
+  diamonds and the optimum's target faintly (:mod:`~dnc_interactive.widgets.probe`), at most
+  :data:`~dnc_interactive.widgets.probe.CLOUD_POINTS` points, redrawn while playing (at most
+  every :data:`~dnc_interactive.widgets.session.PROBE_SECONDS`, measured on the worker for
+  big models), next to the singular values of every layer's class means;
+* the **solution type** in the status line (DNC / low-rank (rank r) / in between / zero,
+  with the rank of M̃_l and M_l per layer) and, for K = r(r−1)/2 > 2, the best known
+  low-rank loss (the SRG construction, its optimised family computed once per config on a
+  background thread) as a purple rule beside L* on the loss chart;
+* **auto-pause** ("pause when collapsed", off by default so that a run plays on until
+  paused, as before): the play task stops at the first update with gap and NC1 < 1e-3; that
+  first collapse is a green rule on the loss chart in any case;
+* a **replay scrubber** ("replay step"): moving it pauses the run and redraws the training
+  curves up to that step, the status line from the history at that step and the feature
+  clouds and singular values from the snapshots kept while playing (the nearest earlier one;
+  at most :data:`CLOUD_HISTORY` of them, thinned like the curves). The Gram / snapshot chart
+  does not replay (it is of the current model). "live", Play, Step or Reset return to now.
+
 Its Python face (used by notebooks and tests)::
 
     from dnc_interactive.widgets import Dashboard
@@ -45,12 +66,14 @@ from dnc_interactive.validation import one_line
 from dnc_interactive.widgets import controls as ctl
 from dnc_interactive.widgets import exports
 from dnc_interactive.widgets import layout as layouts
+from dnc_interactive.widgets import probe as probes
 from dnc_interactive.widgets import view_model as vm
 from dnc_interactive.widgets.live_chart import (
-    LECTURE_PANELS,
-    STREAM_PANELS,
     LiveChart,
     chart_config,
+    cloud_spec,
+    informative_metrics,
+    panels_for,
     stream_spec,
 )
 from dnc_interactive.widgets.presets import PRESETS, find_preset, get_preset
@@ -68,6 +91,10 @@ SNAPSHOT_DELAY = 0.05
 #: Environment variable naming the layout of :meth:`Dashboard.from_query`'s dashboards when
 #: neither the call nor the URL names one (``dnc-interactive app --lecture`` sets it).
 LAYOUT_ENV = "DNC_INTERACTIVE_LAYOUT"
+#: Cloud snapshots kept for the replay scrubber (older ones thinned, first and last kept).
+CLOUD_HISTORY = 240
+#: The metrics of the exported training figure, before those trivially 0 for K are dropped.
+FIGURE_METRICS: tuple[str, ...] = ("nc1", "nc2_orth", "nc2_etf", "nc3")
 
 
 class Dashboard:
@@ -123,6 +150,11 @@ class Dashboard:
         self._next_snapshot = 0.0
         self._snapshot_handle: asyncio.TimerHandle | None = None
         self.snapshots_drawn = 0
+        self.clouds_drawn = 0
+        self.cloud_history: list[tuple[int, dict[str, Any]]] = []
+        self.replaying: int | None = None
+        self._drawn_probe: probes.Probe | None = None
+        self._lowrank: probes.LowRankReference | None = None
         self.share_base_url: str | None = None
         self._wire()
         self.session.on_update.append(self._on_update)
@@ -248,6 +280,7 @@ class Dashboard:
 
     def play(self):
         """Start playing (a task on the running asyncio loop); see :meth:`TrainingSession.play`."""
+        self._leave_replay()
         task = self.session.play()
         self._refresh_transport()
         return task
@@ -258,6 +291,7 @@ class Dashboard:
 
     def step(self, n: int | None = None) -> None:
         """Advance ``n`` steps now (default: one update's worth)."""
+        self._leave_replay()
         self.session.step(n)
         self._refresh_transport()
 
@@ -287,6 +321,53 @@ class Dashboard:
         self._refresh_transport()
         return self
 
+    @property
+    def solution(self) -> str:
+        """The solution type now: "DNC", "low-rank (rank r)", "in between" or "zero" (theory
+        §5; see :func:`~dnc_interactive.widgets.probe.solution_type`)."""
+        return self.session.solution
+
+    @property
+    def lowrank(self) -> probes.LowRankReference | None:
+        """The loss chart's low-rank reference (theory §5), None for K = 2."""
+        return self._lowrank
+
+    @property
+    def cloud_panels(self) -> list[tuple[int, str]]:
+        """The (layer, kind) panels of the live feature clouds."""
+        projector = self.session.projector
+        return list(projector.panels) if projector is not None else []
+
+    def set_auto_pause(self, on: bool = True) -> None:
+        """Pause playing at the run's first collapse (gap and NC1 < 1e-3), or not."""
+        self.controls["auto_pause"].value = bool(on)
+
+    def replay(self, step: int | None) -> None:
+        """Show the recorded run at ``step`` (pausing it): the curves up to there, the status
+        line from the history and the clouds from the nearest earlier snapshot; ``None`` (or
+        the latest step) returns to the live view."""
+        if step is None or step >= self.steps:
+            self._leave_replay()
+            return
+        if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+            raise ValueError(f"step={step!r} is not valid: expected an int >= 0")
+        if self.session.playing:
+            self.pause()
+        self.replaying = step
+        self.chart.show_upto(step)
+        frame = self._cloud_frame(step)
+        if frame is not None:
+            self.chart.update_clouds(frame)
+        c = self.controls
+        c["status"].value = ctl.status_html(self._replay_parts(step))
+        c["live"].layout.display = None
+        if c["replay"].value != step:
+            self._syncing = True
+            try:
+                c["replay"].value = min(step, c["replay"].max)
+            finally:
+                self._syncing = False
+
     def export_history(self, path: str | Path) -> Path:
         """Write the history as .csv or .parquet."""
         return self.session.export_history(path)
@@ -298,8 +379,12 @@ class Dashboard:
         return vm.theory_view(self.config, self.controls["tie"].value)
 
     def training_chart(self) -> alt.TopLevelMixin:
-        """The static training figure (loss and gap above the per-layer metrics)."""
-        return exports.training_chart(self.history)
+        """The static training figure (loss and gap above the per-layer metrics; metrics that
+        are identically 0 for this K are left out, the rank added for K > 2)."""
+        chosen = informative_metrics(self.config.K, FIGURE_METRICS)
+        if self.config.K > 2:
+            chosen.append("rank")
+        return exports.training_chart(self.history, chosen)
 
     def snapshot_chart(self, which: str | None = None, kind: str | None = None):
         """The snapshot chart ``which`` (one of ``"Gram"``, ``"features"``, ``"singular
@@ -348,19 +433,172 @@ class Dashboard:
     def _on_reset(self, session: TrainingSession) -> None:
         view = self.theory
         lecture = self.layout == "lecture"
+        cfg = self.config
+        ref = None
+        if cfg.K > 2 and cfg.loss == "mse" and cfg.activation == "relu":
+            ref = probes.lowrank_reference(cfg)
+        self._lowrank = ref
         spec = stream_spec(
-            self.config,
+            cfg,
             self.trainer.optimal_loss,
             q_star=view.q_star,
             roundoff=view.roundoff,
-            panels=LECTURE_PANELS if lecture else STREAM_PANELS,
+            panels=panels_for(cfg, lecture),
             style=self.layout,
+            lowrank=(ref.label, ref.loss) if ref is not None and ref.label else None,
         )
         self.chart.set_stream(spec)
         self._next_snapshot = 0.0
+        self.replaying = None
+        self.cloud_history = []
+        self.controls["live"].layout.display = "none"
+        self._new_projector()
+
+    def _cloud_choice(self) -> list[tuple[int, str]]:
+        L = self.config.L
+        if self.layout == "lecture":
+            kind = self.controls["snapshot_kind"].value
+            return [(L, kind if L > 1 else "post")]
+        return ctl.cloud_panels(self.controls["clouds"].value, L)
+
+    def _new_projector(self) -> None:
+        """A new projection for the chosen cloud panels (a new run, or another choice); the
+        cloud slot is re-embedded once its axes are known."""
+        session = self.session
+        projector = probes.CloudProjector(
+            self.config, self.trainer.model.labels, self._cloud_choice()
+        )
+        session.projector = projector
+        self._drawn_probe = None
+        self.chart.set_clouds(None)
+        self.cloud_history = []
+        if projector.domains is not None:
+            self._embed_clouds(projector)
+
+    def _embed_clouds(self, projector: probes.CloudProjector) -> None:
+        lecture = self.layout == "lecture"
+        if lecture and not projector.panels:
+            return
+        spec = cloud_spec(
+            self.config.K,
+            self.config.L,
+            projector.panels,
+            projector.domains or [],
+            projector.target_rows(),
+            style=self.layout,
+            singular_values=not lecture,
+        )
+        self.chart.set_clouds(spec)
+
+    def _draw_probe(self) -> None:
+        """Draw the session's latest probe in the cloud slot (once per new probe)."""
+        p = self.session.probe
+        projector = self.session.projector
+        if p is None or p is self._drawn_probe or projector is None:
+            return
+        if p.panels != tuple(projector.panels):
+            return  # measured with a previous choice of panels
+        if self.chart.clouds_spec is None:
+            if projector.domains is None:
+                return
+            self._embed_clouds(projector)
+            if self.chart.clouds_spec is None:
+                return
+        self._drawn_probe = p
+        data = p.datasets()
+        self.chart.update_clouds(data)
+        self.clouds_drawn += 1
+        self._keep_cloud(p.step, data)
+
+    def _keep_cloud(self, step: int, data: dict[str, Any]) -> None:
+        """Keep a cloud snapshot for the replay (at most :data:`CLOUD_HISTORY`, thinned)."""
+        h = self.cloud_history
+        if h and h[-1][0] == step:
+            h[-1] = (step, data)
+            return
+        h.append((step, data))
+        if len(h) > CLOUD_HISTORY:
+            self.cloud_history = [h[0], *h[2:-1:2], h[-1]]
+
+    def _cloud_frame(self, step: int) -> dict[str, Any] | None:
+        """The kept cloud snapshot at or just before ``step`` (the first one if none is)."""
+        best = None
+        for s, data in self.cloud_history:
+            if s <= step or best is None:
+                best = data
+            if s > step:
+                break
+        return best
+
+    def _replay_parts(self, step: int) -> dict[str, str]:
+        """The status line of the replay at ``step``, from the recorded history."""
+        hist = self.history
+        model = hist[(hist["kind"] == "model") & (hist["step"] <= step)]
+        values = {
+            m: float(g.sort_values("step")["value"].iloc[-1]) for m, g in model.groupby("metric")
+        }
+        at = int(model["step"].max()) if len(model) else 0
+        numbers = f"step {at} (recorded) · loss {values.get('loss', float('nan')):.6g}"
+        if "relative_gap" in values:
+            numbers += f" · gap {values['relative_gap']:.2e}"
+        feats = hist[(hist["metric"] == "nc1") & (hist["step"] <= step)]
+        if len(feats):
+            last = feats[feats["step"] == feats["step"].max()]
+            numbers += f" · max NC1 {float(last['value'].max()):.2e}"
+        return {
+            "state": "replay",
+            "numbers": numbers,
+            "verdict": f"replaying the recorded run at step {step} of {self.steps}",
+            "solution": "",
+            "notes": "move the slider to the end, or press live / Play, to return",
+        }
+
+    def _leave_replay(self) -> None:
+        """Back from a replay to the live view (every row, the latest clouds)."""
+        if self.replaying is None:
+            return
+        self.replaying = None
+        self.chart.show_upto(None)
+        if self.cloud_history:
+            self.chart.update_clouds(self.cloud_history[-1][1])
+        self.controls["live"].layout.display = "none"
+        self._sync_replay()
+        self._refresh_status()
+
+    def _sync_replay(self) -> None:
+        """The replay slider spans the recorded steps and, when live, sits at the latest."""
+        if self.replaying is not None:
+            return
+        r = self.controls["replay"]
+        steps = self.steps
+        if r.max != steps or r.value != steps:
+            self._syncing = True
+            try:
+                if steps > r.max:
+                    r.max = steps
+                    r.value = steps
+                else:
+                    r.value = steps
+                    r.max = steps
+            finally:
+                self._syncing = False
+
+    def _check_lowrank(self) -> None:
+        """Lower the loss chart's low-rank rule once the optimised family is known."""
+        ref = self._lowrank
+        if ref is None or ref.final or not ref.label:
+            return
+        new = probes.lowrank_reference(self.config)
+        if new.final or new.loss != ref.loss:
+            self._lowrank = new
+            self.chart.set_stream_data({"lowrank": [{"label": new.label, "value": new.loss}]})
 
     def _on_update(self, session: TrainingSession, rows: list, final: bool) -> None:
         self.chart.push(rows)
+        if self.replaying is None:
+            self._draw_probe()
+            self._sync_replay()
+        self._check_lowrank()
         self._refresh_transport()
         if final:
             self._snapshot_soon()
@@ -410,6 +648,8 @@ class Dashboard:
         self._next_snapshot = time.perf_counter() + max(SNAPSHOT_SECONDS, cost / SNAPSHOT_SHARE)
 
     def _refresh_status(self) -> vm.StatusView:
+        if self.replaying is not None:
+            return vm.StatusView("", self.controls["counter"].value, False)
         view = vm.StatusView.of(self.session)
         c = self.controls
         if c["status"].value != view.status_html:
@@ -570,6 +810,36 @@ class Dashboard:
             c[f"export_{kind}"].on_click(lambda _b, kind=kind: self._on_export(kind))
         c["snapshot"].observe(lambda _ch: self._refresh_snapshot(), names="value")
         c["snapshot_kind"].observe(lambda _ch: self._refresh_snapshot(), names="value")
+        c["clouds"].observe(lambda _ch: self._on_clouds(), names="value")
+        if self.layout == "lecture":
+            c["snapshot_kind"].observe(lambda _ch: self._on_clouds(), names="value")
+        c["auto_pause"].observe(self._on_auto_pause, names="value")
+        c["replay"].observe(self._on_replay, names="value")
+        c["live"].on_click(lambda _b: self._leave_replay())
+
+    def _on_clouds(self) -> None:
+        """Another choice of cloud panels: a new projection, measured and drawn now when
+        the run is not playing (else at the next update)."""
+        try:
+            self._new_projector()
+            if not self.session.playing:
+                self.session.measure()
+                self._draw_probe()
+        except Exception as exc:  # a choice never breaks the page
+            self.session.error = one_line(exc)
+            self._refresh_status()
+
+    def _on_auto_pause(self, change: dict[str, Any]) -> None:
+        self.session.auto_pause = bool(change["new"])
+
+    def _on_replay(self, change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        try:
+            self.replay(int(change["new"]))
+        except Exception as exc:
+            self.session.error = one_line(exc)
+            self._refresh_status()
 
 
 __all__ = ["LAYOUT_ENV", "SNAPSHOTS", "Dashboard"]

@@ -32,9 +32,14 @@ MIME = {
 }
 
 
-def training_chart(history: pd.DataFrame) -> alt.TopLevelMixin:
-    """The static training figure of a history: loss and gap above the per-layer metrics."""
-    return alt.vconcat(charts.loss_chart(history), charts.metric_chart(history))
+def training_chart(
+    history: pd.DataFrame, metrics: Sequence[str] = ("nc1", "nc2_orth", "nc3")
+) -> alt.TopLevelMixin:
+    """The static training figure of a history: loss and gap above the per-layer
+    ``metrics`` (theory §3; the dashboard leaves out those identically 0 for its K)."""
+    present = set(history["metric"])
+    chosen = [m for m in metrics if m in present] or ["nc1"]
+    return alt.vconcat(charts.loss_chart(history), charts.metric_chart(history, chosen))
 
 
 def save_charts(

@@ -12,8 +12,8 @@ it decides where things go and how wide they are, nothing else.
 * ``"lecture"``: for a projector — a one-line title, one strip of controls (Play / Step /
   Reset, the step counter, the preset, λ, the depth, a "settings" toggle that unfolds
   everything else), the status line with the key hint, then four large panels in two rows:
-  the loss against L*, the per-layer NC1, the features of the last layer in 2-D and the
-  Gram of its class means against the optimum's. Fonts are ≥ 18 px.
+  the loss against L*, the per-layer NC1, the live feature cloud of the last layer (theory
+  §3.2) and the Gram of its class means against the optimum's. Fonts are ≥ 18 px.
 """
 
 from __future__ import annotations
@@ -104,8 +104,10 @@ def default_layout(
             c["snapshot_kind"],
         ]
     )
+    replay = w.HBox(_keep(c, ["replay", "live"], hidden), layout=w.Layout(flex_flow="row wrap"))
     left = w.VBox(
-        [*top, transport, *_keep(c, ["speed", "status"], hidden), shortcuts, *snapshot]
+        [*top, transport, *_keep(c, ["speed", "status"], hidden), shortcuts]
+        + [*_keep(c, ["auto_pause"], hidden), replay, *_keep(c, ["clouds"], hidden), *snapshot]
         + [sections(c, hidden)],
         layout=w.Layout(width=CONTROL_COLUMN, min_width=CONTROL_COLUMN),
     )
@@ -157,7 +159,12 @@ def lecture_layout(
         [*_keep(c, ["status"], hidden), keys],
         layout=w.Layout(align_items="center", justify_content="space-between"),
     )
-    extra = w.VBox(_keep(c, ["speed", "snapshot_kind"], hidden))
+    extra = w.VBox(
+        [
+            *_keep(c, ["speed", "snapshot_kind", "auto_pause"], hidden),
+            w.HBox(_keep(c, ["replay", "live"], hidden)),
+        ]
+    )
     settings = w.HBox(
         [extra, sections(c, hidden)],
         layout=w.Layout(display="none", flex_flow="row wrap", align_items="flex-start"),

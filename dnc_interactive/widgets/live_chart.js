@@ -3,7 +3,7 @@
 // This file has no imports: Python bundles it with vl-convert's `javascript_bundle`, which
 // provides `vegaEmbed` offline, without any CDN (changesets come from `view.changeset()`).
 //
-// The widget holds named slots ("stream", "snapshot"), each one vega view. Python sends:
+// The widget holds named slots ("stream", "clouds", "snapshot"), each one vega view. Python sends:
 //   {type: "spec", slot, spec, target?}          embed a new Vega-Lite spec in the slot
 //   {type: "rows", slot, rows, remove, reset?}   stream rows into the slot's "rows" dataset
 //                                                (rows are [id, step, layer, kind, metric, value],
@@ -15,7 +15,8 @@
 // A spec with usermeta.dncFit = {cell, max} is a wrapping concat: it gets as many columns
 // (at most `max`) as the slot's width holds cells of `cell` pixels, and is re-embedded with
 // its rows when a resize changes that number (a narrow notebook, a wide Voila page).
-// Test hooks: data-stream-rows / data-stream-step, and data-<slot>-panels, the page-relative
+// Test hooks: data-stream-rows / data-stream-step, data-clouds-points / data-clouds-sum (the
+// number of cloud points and a checksum of their coordinates), and data-<slot>-panels, the page-relative
 // boxes [x, y, width, height] of the top-level panels of each view.
 
 function toRow(r) {
@@ -34,7 +35,7 @@ function render({ model, el }) {
   const id = Math.random().toString(36).slice(2) + Date.now().toString(36);
   el.classList.add("dnc-live");
   const slots = {};
-  for (const name of ["stream", "snapshot"]) {
+  for (const name of ["stream", "clouds", "snapshot"]) {
     const div = document.createElement("div");
     div.className = "dnc-live-slot dnc-live-" + name;
     el.appendChild(div);
@@ -53,6 +54,19 @@ function render({ model, el }) {
       for (const r of rows) if (r.step > maxStep) maxStep = r.step;
       el.dataset.streamRows = String(rows.length);
       el.dataset.streamStep = String(maxStep);
+    }
+    if (slot.name === "clouds") {
+      let points = 0;
+      let sum = 0;
+      try {
+        const cloud = slot.view.data("cloud") || [];
+        points = cloud.length;
+        for (const p of cloud) sum += Math.abs(p.x) + Math.abs(p.y);
+      } catch (err) {
+        points = 0; // a spec without the "cloud" dataset
+      }
+      el.dataset.cloudsPoints = String(points);
+      el.dataset.cloudsSum = sum.toPrecision(8);
     }
     el.dataset[slot.name + "Panels"] = JSON.stringify(panelBoxes(slot));
   }
@@ -124,7 +138,8 @@ function render({ model, el }) {
     if (columns === slot.columns) return;
     slot.chain = slot.chain
       .then(() => {
-        const rows = (slot.view && slot.view.data("rows")) || [];
+        // the stream's rows are copied over; other slots keep their data in slot.spec
+        const rows = (slot.name === "stream" && slot.view && slot.view.data("rows")) || [];
         const copy = rows.map((r) => ({
           id: r.id, step: r.step, layer: r.layer, kind: r.kind, metric: r.metric, value: r.value,
         }));
@@ -150,6 +165,9 @@ function render({ model, el }) {
   async function replaceData(slot, msg) {
     if (!slot.view) return;
     for (const [name, values] of Object.entries(msg.datasets)) {
+      if (slot.spec && slot.spec.datasets && name in slot.spec.datasets) {
+        slot.spec.datasets[name] = values; // a re-embed (refit) keeps the latest data
+      }
       slot.view.change(name, slot.view.changeset().remove(() => true).insert(values));
     }
     await slot.view.runAsync();

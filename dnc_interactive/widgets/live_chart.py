@@ -9,6 +9,10 @@ vega view drawn on a canvas:
   view is never re-embedded while a run goes on. :class:`SeriesStore` keeps at most
   ``max_points`` points per series (older points are thinned, first and last kept) and tells
   the view which rows to drop, so a view holds a bounded number of points however long it runs.
+* ``"clouds"``: the live feature clouds and the per-layer singular values of
+  :func:`cloud_spec` (theory §3.2, §3.6), embedded once per run; every update replaces only its
+  two small named datasets (``cloud``: at most
+  :data:`~dnc_interactive.widgets.probe.CLOUD_POINTS` points; ``svals``).
 * ``"snapshot"``: any altair chart (the Gram heat maps, projections, singular values or output
   scales of :mod:`dnc_interactive.charts`). Its datasets get stable names, so a new snapshot
   with the same structure only replaces the data; otherwise the spec is re-embedded.
@@ -54,11 +58,24 @@ _MODEL_METRICS = ("loss", "fit", "reg", "relative_gap")
 EVENT_CODES = DIAGNOSIS_CODES
 _STREAMED = {
     "model": {*_MODEL_METRICS, "restart"},
-    "event": {"diagnosis"},
-    "pre": {"nc1"},
-    "post": {"nc1", "nc2_orth"},
+    "event": {"diagnosis", "collapsed"},
+    "pre": {"nc1", "rank"},
+    "post": {"nc1", "nc2_orth", "rank"},
     "weight": {"nc3"},
 }
+
+#: Metrics that are identically 0 for K = 2 whatever the data (theory §3.3: the global mean of
+#: two class means is their midpoint, so the centred means are antipodal: a simplex ETF with
+#: equal norms and cosine −1). The dashboard never draws them for K = 2.
+TRIVIAL_FOR_K2: frozenset[str] = frozenset({"nc2_etf", "equinorm", "coherence"})
+
+
+def informative_metrics(num_classes: int, metrics: Sequence[str]) -> list[str]:
+    """``metrics`` without those that are identically 0 for ``num_classes`` (for K = 2:
+    :data:`TRIVIAL_FOR_K2`), in their order (theory §3.3)."""
+    trivial = TRIVIAL_FOR_K2 if num_classes <= 2 else frozenset()
+    return [m for m in metrics if m not in trivial]
+
 
 _BUNDLES: dict[str, str] = {}
 
@@ -250,10 +267,13 @@ LIVE_TITLES = {
     "nc1": "DNC1  tr(Σ_W Σ_B⁺)/K",
     "nc2_orth": "DNC2  orthogonal-frame error",
     "nc3": "DNC3 / NC3  W_l vs class means",
+    "rank": "Rank of the class means M̃_l, M_l",
 }
 
 #: Every panel of the live training view, in the default layout's order.
-STREAM_PANELS: tuple[str, ...] = ("loss", "gap", "q", "nc1", "nc2_orth", "nc3")
+STREAM_PANELS: tuple[str, ...] = ("loss", "gap", "q", "nc1", "nc2_orth", "nc3", "rank")
+#: The default layout's panels for K = 2 (the rank of two class means says little).
+BINARY_PANELS: tuple[str, ...] = STREAM_PANELS[:6]
 #: The lecture layout's training panels: the loss against L* and the per-layer NC1.
 LECTURE_PANELS: tuple[str, ...] = ("loss", "nc1")
 
@@ -276,6 +296,16 @@ class ChartStyle:
 
 
 #: The chart styles of the dashboard's layouts (see :mod:`dnc_interactive.widgets.layout`).
+def panels_for(config: DUFMConfig, lecture: bool = False) -> tuple[str, ...]:
+    """The live panels of ``config``: the lecture's two, or the default layout's — for
+    K > 2 with the per-layer rank of the class means (theory §3.6, §5: low-rank solutions),
+    never a metric that is identically 0 for this K (:func:`informative_metrics`)."""
+    if lecture:
+        return LECTURE_PANELS
+    chosen = STREAM_PANELS if config.K > 2 else BINARY_PANELS
+    return tuple(informative_metrics(config.K, chosen))
+
+
 STYLES: dict[str, ChartStyle] = {
     "default": ChartStyle("default", 150, 120, 12, 13, 14, 12, 1.5, 140),
     "lecture": ChartStyle("lecture", 400, 150, 18, 20, 22, 18, 3.0, 200),
@@ -313,20 +343,28 @@ def stream_spec(
     height: int | None = None,
     q_star: Sequence[float] | None = None,
     roundoff: float | None = None,
-    panels: Sequence[str] = STREAM_PANELS,
+    panels: Sequence[str] | None = None,
     style: str | ChartStyle = "default",
     columns: int | None = None,
+    lowrank: tuple[str, float] | None = None,
 ) -> dict[str, Any]:
     """The Vega-Lite spec of the live training curves for ``config``, reading named data.
 
-    Panels (``panels``, any of :data:`STREAM_PANELS`): ``"loss"`` the loss terms (log scale)
-    with the optimum L* as a dashed rule; ``"gap"`` the relative gap |L − L*|/L* (log scale;
-    red points where the loss is below L* by more than ``roundoff``, green points where
-    |gap| < ``roundoff``: the optimum reached within floating-point round-off, drawn at the
-    round-off level); ``"q"`` the output scales q_k with theory's q*_k (``q_star``, theory §6)
-    as dashed rules in the class's colour; and per layer ``"nc1"`` DNC1 (pre-ReLU dashed,
-    post-ReLU solid), ``"nc2_orth"`` DNC2 (orthogonal frame, post) and ``"nc3"`` DNC3 / NC3
-    (theory §3). All panels read the dataset ``rows`` that :class:`LiveChart` streams.
+    Panels (``panels``, any of :data:`STREAM_PANELS`; default: :func:`panels_for` the config):
+    ``"loss"`` the loss terms (log scale) with the optimum L* as a dashed rule; ``"gap"`` the
+    relative gap |L − L*|/L* (log scale; red points where the loss is below L* by more than
+    ``roundoff``, green points where |gap| < ``roundoff``: the optimum reached within
+    floating-point round-off, drawn at the round-off level); ``"q"`` the output scales q_k with
+    theory's q*_k (``q_star``, theory §6) as dashed rules in the class's colour; and per layer
+    ``"nc1"`` DNC1 (pre-ReLU dashed, post-ReLU solid), ``"nc2_orth"`` DNC2 (orthogonal frame,
+    post) and ``"nc3"`` DNC3 / NC3 (theory §3), and ``"rank"`` the numerical rank of M̃_l
+    (dashed) and M_l (solid) per layer (theory §3.6). All panels read the dataset ``rows`` that
+    :class:`LiveChart` streams.
+
+    ``lowrank`` = (label, loss): the best known low-rank loss (theory §5) as a second dashed
+    rule on the loss panel, read from the named dataset ``lowrank`` (so it can be lowered
+    later, when the optimised SRG family is known, without re-embedding). The first
+    collapse of a run (an ``("event", "collapsed")`` row) is a green rule on the loss panel.
 
     ``style`` (see :data:`STYLES`) sets the plot size (``width`` / ``height`` override it) and
     the font sizes. The panels are a wrapping ``concat`` of ``columns`` columns (default: 3,
@@ -334,6 +372,8 @@ def stream_spec(
     columns when the page is too narrow for them.
     """
     st = chart_style(style)
+    if panels is None:
+        panels = panels_for(config)
     unknown = [p for p in panels if p not in STREAM_PANELS]
     if unknown or not panels:
         raise ValueError(f"panels={list(panels)!r} is not valid: expected some of {STREAM_PANELS}")
@@ -402,6 +442,53 @@ def stream_spec(
             }
         )
         title += " (dashed: optimum L*)"
+    ref_rows: list[dict[str, Any]] | None = None
+    if lowrank is not None and math.isfinite(lowrank[1]):
+        ref_rows = [{"label": lowrank[0], "value": max(float(lowrank[1]), LOG_FLOOR)}]
+        ry = {"field": "value", "type": "quantitative"}
+        loss_layers.append(
+            {
+                "data": {"name": "lowrank"},
+                "mark": {
+                    "type": "rule",
+                    "color": "#7b2cbf",
+                    "strokeDash": [2, 3],
+                    "strokeWidth": 2,
+                },
+                "encoding": {
+                    "y": ry,
+                    "tooltip": _tooltip(
+                        ("label", "nominal", None), ("value", "quantitative", ".6e")
+                    ),
+                },
+            }
+        )
+        loss_layers.append(
+            {
+                "data": {"name": "lowrank"},
+                "mark": {
+                    "type": "text",
+                    "align": "right",
+                    "dx": -4,
+                    "dy": 0.8 * st.axis_label,
+                    "color": "#7b2cbf",
+                    "fontSize": st.axis_label,
+                },
+                "encoding": {"y": ry, "x": {"value": size["width"]}, "text": {"field": "label"}},
+            }
+        )
+        title = "Loss L (dashed: L* of DNC; purple: best low-rank)"
+    loss_layers.append(  # the run's first collapse: a green rule
+        {
+            "data": {"name": "rows"},
+            "transform": [{"filter": "datum.kind === 'event' && datum.metric === 'collapsed'"}],
+            "mark": {"type": "rule", "color": "#2e7d32", "strokeWidth": 2.5},
+            "encoding": {
+                "x": _X,
+                "tooltip": [{"field": "step", "type": "quantitative", "title": "collapsed at"}],
+            },
+        }
+    )
     codes = "[" + ", ".join(f"'{c}'" for c in EVENT_CODES) + "]"
     loss_layers.append(  # markers: where the diagnosis changed, where a new start began
         {
@@ -473,12 +560,26 @@ def stream_spec(
     built["nc1"] = layer_panel("nc1", ["pre", "post"], True)
     built["nc2_orth"] = layer_panel("nc2_orth", ["post"], False)
     built["nc3"] = layer_panel("nc3", ["weight"], False)
+    rank = layer_panel("rank", ["pre", "post"], False)
+    rank["transform"] = [t for t in rank["transform"] if "calculate" not in t] + [
+        {"calculate": "datum.value", "as": "v"}
+    ]
+    rank["encoding"]["y"] = {
+        "field": "v",
+        "type": "quantitative",
+        "title": "rank",
+        "scale": {"domain": [0, config.K], "nice": False},
+        "axis": {"tickMinStep": 1},
+    }
+    built["rank"] = rank
 
     chosen = [built[p] for p in panels]
     cols = columns or (len(chosen) if st.name == "lecture" else min(3, len(chosen)))
     independent = {"scale": {"color": "independent", "strokeDash": "independent"}}
+    extra: dict[str, Any] = {"datasets": {"lowrank": ref_rows}} if ref_rows else {}
     return {
         "$schema": VEGA_LITE_SCHEMA,
+        **extra,
         "concat": chosen,
         "columns": cols,
         "spacing": 16 if st.name == "lecture" else 10,
@@ -604,6 +705,221 @@ def _q_panel(
     return {"title": "Output scales q_k (dashed: theory q*_k)", "layer": [trained, rules], **size}
 
 
+# ---------------------------------------------------------------------- feature clouds
+#: Plot size (pixels) of one cloud panel per layout style.
+CLOUD_SIZE = {"default": 160, "lecture": 230}
+
+
+def _class_colour(K: int) -> dict[str, Any]:
+    scheme = "tableau10" if K <= 10 else "category20"
+    legend: dict[str, Any] = {"columns": 2} if K > 6 else {}
+    return {
+        "field": "c",
+        "type": "nominal",
+        "title": "class",
+        "scale": {"scheme": scheme, "domain": list(range(K))},
+        **({"legend": legend} if legend else {}),
+    }
+
+
+def cloud_panel_title(layer: int, kind: str, K: int) -> str:
+    """'H_4 (post-ReLU), plane of μ₀, μ₁' and the like (theory §3.2)."""
+    what = f"H̃_{layer} (pre-ReLU)" if kind == "pre" and layer > 1 else f"H_{layer}"
+    if kind == "post" and layer > 1:
+        what += " (post-ReLU)"
+    frame = "plane of μ₀, μ₁" if K == 2 else "class-anchored axes"
+    return f"{what}, {frame}"
+
+
+def cloud_spec(
+    K: int,
+    L: int,
+    panels: Sequence[tuple[int, str]],
+    domains: Sequence[tuple[float, float, float, float]],
+    targets: list[dict[str, Any]],
+    *,
+    style: str | ChartStyle = "default",
+    singular_values: bool = True,
+    columns: int | None = None,
+) -> dict[str, Any]:
+    """The Vega-Lite spec of the live feature clouds (theory §3.2, §2.3) and, with
+    ``singular_values``, the per-layer singular-value panel (theory §3.6).
+
+    One panel per ``(layer, kind)`` of ``panels``: every tracked sample (dataset ``cloud``,
+    ``m == 0``) as a small dot coloured by class, the class means (``m == 1``) as diamonds and
+    the theory's target (dataset ``target``: the optimum's class means as hollow diamonds and
+    the polygon or circle through them, faint), on fixed axes (``domains``, clamped: a point
+    outside is drawn at the border). The singular-value panel draws σ_i/σ_1 of M̃_l (dashed)
+    and M_l (solid) per layer (dataset ``svals``) against i, with the rank cut-off 1e-3 as a
+    rule. The datasets are named so that an update replaces only ``cloud`` and ``svals``.
+    """
+    st = chart_style(style)
+    size = CLOUD_SIZE.get(st.name, CLOUD_SIZE["default"])
+    colour = _class_colour(K)
+    built: list[dict[str, Any]] = []
+    for i, ((layer, kind), (x0, x1, y0, y1)) in enumerate(zip(panels, domains, strict=True)):
+        ratio = (y1 - y0) / (x1 - x0) if x1 > x0 else 1.0
+        x = {
+            "field": "x",
+            "type": "quantitative",
+            "title": None,
+            "scale": {"domain": [x0, x1], "clamp": True, "nice": False, "zero": False},
+            "axis": {"tickCount": 3, "format": "~g"},
+        }
+        y = {**x, "scale": {"domain": [y0, y1], "clamp": True, "nice": False, "zero": False}}
+        mine = {"filter": f"datum.p === {i}"}
+        built.append(
+            {
+                "title": cloud_panel_title(layer, kind, K),
+                "width": size,
+                "height": round(size * ratio),
+                "layer": [
+                    {
+                        "data": {"name": "target"},
+                        "transform": [mine, {"filter": "datum.o >= 0"}],
+                        "mark": {
+                            "type": "line",
+                            "color": "#9a9a9a",
+                            "strokeDash": [3, 3],
+                            "opacity": 0.6,
+                            "strokeWidth": 1,
+                        },
+                        "encoding": {
+                            "x": x,
+                            "y": y,
+                            "detail": {"field": "g", "type": "nominal"},
+                            "order": {"field": "o", "type": "quantitative"},
+                        },
+                    },
+                    {
+                        "data": {"name": "target"},
+                        "transform": [mine, {"filter": "datum.o < 0"}],
+                        "mark": {
+                            "type": "point",
+                            "shape": "diamond",
+                            "filled": False,
+                            "size": 14 * size,
+                            "strokeWidth": 1.5,
+                            "opacity": 0.5,
+                        },
+                        "encoding": {"x": x, "y": y, "color": {**colour, "legend": None}},
+                    },
+                    {
+                        "data": {"name": "cloud"},
+                        "transform": [mine, {"filter": "datum.m === 0"}],
+                        "mark": {"type": "circle", "size": 0.12 * size, "opacity": 0.6},
+                        "encoding": {
+                            "x": x,
+                            "y": y,
+                            "color": colour,
+                            "tooltip": _tooltip(("c", "nominal", None)),
+                        },
+                    },
+                    {
+                        "data": {"name": "cloud"},
+                        "transform": [mine, {"filter": "datum.m === 1"}],
+                        "mark": {
+                            "type": "point",
+                            "shape": "diamond",
+                            "filled": True,
+                            "size": 0.9 * size,
+                            "stroke": "black",
+                            "strokeWidth": 1,
+                            "opacity": 1,
+                        },
+                        "encoding": {
+                            "x": x,
+                            "y": y,
+                            "color": {**colour, "legend": None},
+                            "tooltip": _tooltip(
+                                ("c", "nominal", None),
+                                ("x", "quantitative", ".3g"),
+                                ("y", "quantitative", ".3g"),
+                            ),
+                        },
+                    },
+                ],
+            }
+        )
+    if singular_values:
+        enc: dict[str, Any] = {
+            "x": {
+                "field": "i",
+                "type": "quantitative",
+                "title": "i",
+                "scale": {"domain": [1, max(K, 2)], "nice": False},
+                "axis": {"tickMinStep": 1},
+            },
+            "y": {
+                "field": "s",
+                "type": "quantitative",
+                "title": "σ_i / σ_1",
+                "scale": {"type": "log", "domain": [1e-8, 1.5], "clamp": True},
+                "axis": _LOG_AXIS,
+            },
+            "color": {
+                "field": "l",
+                "type": "ordinal",
+                "title": "layer l",
+                "scale": {
+                    "scheme": {"name": "viridis", "extent": [0.0, 0.85]},
+                    "domain": list(range(1, L + 1)),
+                },
+            },
+            "strokeDash": {
+                "field": "k",
+                "type": "nominal",
+                "title": "features",
+                "scale": {"domain": ["post", "pre"], "range": [[1, 0], [5, 3]]},
+            },
+            "tooltip": _tooltip(
+                ("l", "ordinal", None),
+                ("k", "nominal", None),
+                ("i", "quantitative", None),
+                ("s", "quantitative", ".2e"),
+            ),
+        }
+        built.append(
+            {
+                "title": "Singular values of M̃_l, M_l (rule: rank cut-off)",
+                "width": st.width,
+                "height": size,
+                "layer": [
+                    {
+                        "data": {"name": "svals"},
+                        "mark": {"type": "line", "point": True, "strokeWidth": st.stroke},
+                        "encoding": enc,
+                    },
+                    {
+                        "data": {"values": [{"s": 1e-3}]},
+                        "mark": {"type": "rule", "color": "#b00020", "strokeDash": [4, 3]},
+                        "encoding": {"y": {"field": "s", "type": "quantitative"}},
+                    },
+                ],
+            }
+        )
+    datasets = {"cloud": [], "svals": [], "target": _json_safe(targets)}
+    if len(built) == 1:
+        return {
+            "$schema": VEGA_LITE_SCHEMA,
+            "datasets": datasets,
+            **built[0],
+            "config": chart_config(st),
+        }
+    cell = size + st.extra
+    cols = columns or min(len(built), 4)
+    return {
+        "$schema": VEGA_LITE_SCHEMA,
+        "datasets": datasets,
+        "concat": built,
+        "columns": cols,
+        "spacing": 10,
+        "resolve": {"scale": {"color": "independent", "strokeDash": "independent"}},
+        "config": chart_config(st),
+        "usermeta": {"dncFit": {"cell": cell, "max": cols}},
+    }
+
+
 # ---------------------------------------------------------------------- snapshots
 def _json_safe(obj: Any) -> Any:
     if isinstance(obj, dict):
@@ -661,6 +977,8 @@ class LiveChart(anywidget.AnyWidget):
         self.stream_spec: dict[str, Any] | None = None
         self.snapshot_spec: dict[str, Any] | None = None
         self._snapshot_skeleton: str | None = None
+        self.clouds_spec: dict[str, Any] | None = None
+        self.upto: int | None = None
         self.views: set[str] = set()
         self.on_msg(self._on_message)
 
@@ -672,6 +990,7 @@ class LiveChart(anywidget.AnyWidget):
     def set_stream(self, spec: dict[str, Any]) -> None:
         """Embed a new stream spec and drop every streamed row (a new run)."""
         self.stream_spec = spec
+        self.upto = None
         self.store.clear()
         self._post({"type": "spec", "slot": "stream", "spec": spec})
 
@@ -679,9 +998,43 @@ class LiveChart(anywidget.AnyWidget):
         """Stream history rows ``(step, layer, kind, metric, value)``; returns how many of
         them were sent (rows of metrics that are not drawn are skipped)."""
         inserted, removed = self.store.add(rows)
+        if self.upto is not None:  # a replay is shown: the rows wait in the store
+            return 0
         if inserted or removed:
             self._post({"type": "rows", "slot": "stream", "rows": inserted, "remove": removed})
         return len(inserted)
+
+    def set_stream_data(self, datasets: dict[str, list[dict[str, Any]]]) -> None:
+        """Replace named datasets of the stream view (e.g. ``lowrank``, the loss chart's
+        low-rank reference) without re-embedding it."""
+        if self.stream_spec is None:
+            return
+        held = self.stream_spec.setdefault("datasets", {})
+        held.update(_json_safe(datasets))
+        self._post({"type": "data", "slot": "stream", "datasets": _json_safe(datasets)})
+
+    def show_upto(self, step: int | None) -> int:
+        """Show the streamed rows up to ``step`` only (a replay of the history), or every row
+        again (``None``). Returns how many rows the view now holds."""
+        self.upto = step
+        rows = self.store.rows()
+        if step is not None:
+            rows = [r for r in rows if r[1] <= step]
+        self._post({"type": "rows", "slot": "stream", "rows": rows, "remove": [], "reset": True})
+        return len(rows)
+
+    def set_clouds(self, spec: dict[str, Any] | None) -> None:
+        """Embed a :func:`cloud_spec` in the clouds slot (None clears it)."""
+        self.clouds_spec = spec
+        self._post({"type": "spec", "slot": "clouds", "spec": spec})
+
+    def update_clouds(self, datasets: dict[str, list[dict[str, Any]]]) -> None:
+        """Replace the clouds slot's data (``cloud`` and ``svals``) in place."""
+        if self.clouds_spec is None:
+            return
+        clean = _json_safe(datasets)
+        self.clouds_spec["datasets"].update(clean)
+        self._post({"type": "data", "slot": "clouds", "datasets": clean})
 
     def set_snapshot(self, chart: alt.TopLevelMixin | dict[str, Any] | None) -> str:
         """Show an altair chart (or a Vega-Lite dict) in the snapshot slot; None clears it.
@@ -716,15 +1069,22 @@ class LiveChart(anywidget.AnyWidget):
             self._post(
                 {"type": "spec", "slot": "stream", "spec": self.stream_spec, "target": target}
             )
+            rows = self.store.rows()
+            if self.upto is not None:
+                rows = [r for r in rows if r[1] <= self.upto]
             self._post(
                 {
                     "type": "rows",
                     "slot": "stream",
-                    "rows": self.store.rows(),
+                    "rows": rows,
                     "remove": [],
                     "reset": True,
                     "target": target,
                 }
+            )
+        if self.clouds_spec is not None:
+            self._post(
+                {"type": "spec", "slot": "clouds", "spec": self.clouds_spec, "target": target}
             )
         if self.snapshot_spec is not None:
             self._post(
@@ -733,8 +1093,15 @@ class LiveChart(anywidget.AnyWidget):
 
 
 __all__ = [
+    "BINARY_PANELS",
+    "CLOUD_SIZE",
     "DEFAULT_MAX_POINTS",
     "LECTURE_PANELS",
+    "TRIVIAL_FOR_K2",
+    "cloud_panel_title",
+    "cloud_spec",
+    "informative_metrics",
+    "panels_for",
     "STREAM_PANELS",
     "STYLES",
     "ChartStyle",

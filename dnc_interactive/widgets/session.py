@@ -24,6 +24,17 @@ Concurrency rules:
 * ``run(steps)`` and ``step(n)`` are the blocking paths for scripts and tests (on the
   caller's thread, after the piece in flight).
 
+Besides the history, a session keeps a :class:`~dnc_interactive.widgets.probe.Probe` of the
+model (ranks, singular values and the DNC / low-rank verdict of every layer's class means,
+theory §3.6 and §5, and the feature clouds of the chosen layers when a
+:class:`~dnc_interactive.widgets.probe.CloudProjector` is set). It is measured at most every
+:data:`PROBE_SECONDS` while playing — on the worker thread after a piece when the model is
+big, between pieces otherwise — and at every final update, never while Pause is answered.
+
+With ``auto_pause`` the play task stops at the first update where the run is collapsed (the
+status line's "collapsed: yes"); the first collapse of a run is marked on the loss chart (an
+``("event", "collapsed")`` row) whether or not it pauses.
+
 For long runs the recording interval doubles every :data:`RECORDS_PER_LEVEL` records (the
 trainer's ``record_every`` / ``metrics_every``), so the history grows with the logarithm of the
 number of steps and the kernel's memory stays bounded however long it plays.
@@ -51,6 +62,7 @@ from dnc_interactive.diagnosis import CODES as DIAGNOSIS_CODES
 from dnc_interactive.diagnosis import Diagnosis
 from dnc_interactive.training import Callback, Row, Trainer
 from dnc_interactive.validation import check_device_available, dufm_estimate, one_line
+from dnc_interactive.widgets import probe as probes
 from dnc_interactive.widgets.state import CONTINUING_FIELDS, Settings
 
 #: Seconds between two updates when playing at a fixed speed (10 updates per second).
@@ -73,6 +85,8 @@ DIAGNOSIS_SECONDS = 0.5
 #: While playing at a fixed speed, the listeners hear of progress inside a long tick (a big
 #: model at 200 steps per update) at least this often.
 HEARTBEAT_SECONDS = 1.0
+#: While playing, the probe (ranks, verdict, feature clouds) is measured at most this often.
+PROBE_SECONDS = 0.2
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -172,6 +186,13 @@ class TrainingSession:
         self._diagnosis: Diagnosis | None = None
         self._diagnosis_step: tuple[int, int] | None = None
         self._diagnosis_time = 0.0
+        self.auto_pause = False
+        self.collapsed_at: int | None = None
+        self.auto_paused_at: int | None = None
+        self.projector: probes.CloudProjector | None = None
+        self.probe: probes.Probe | None = None
+        self._probe_key: tuple[int, int, int] | None = None
+        self._probe_time = 0.0
         try:
             self.trainer = self._build()
         except ValueError:
@@ -192,6 +213,9 @@ class TrainingSession:
         self._chunk = FIRST_CHUNK
         self._per_step = None
         self._unrecorded = False
+        self.collapsed_at = self.auto_paused_at = None
+        self.probe = None
+        self._probe_key = None
         # the longest piece so far, first from the budget's work estimate at ~2 GFLOP/s
         cfg = s.config
         # DUFMConfig leaves ints or tuples in its listable fields
@@ -413,6 +437,7 @@ class TrainingSession:
         self.note = None
         self.markers = []
         self.trainer = trainer
+        self.projector = None
         for f in list(self.on_reset):
             f(self)
         if self.playing:
@@ -500,6 +525,7 @@ class TrainingSession:
         self._advance(n, align, None, YIELD_SECONDS, tr, gen)
         if gen == self.generation:
             self._track_diagnosis(tr)
+            self._measure(tr)
 
     def _join(self) -> None:
         """Block until the play task's piece in flight (if any) has finished."""
@@ -524,6 +550,8 @@ class TrainingSession:
                         if time.perf_counter() - self._last_emit >= HEARTBEAT_SECONDS:
                             self._emit()
                     self._emit()
+                    if self._auto_pause_now():
+                        break
                     await asyncio.sleep(max(0.0, TICK_SECONDS - (time.perf_counter() - t0)))
                 else:
                     # Chunks on the record grid: the same trajectory at every speed that is a
@@ -535,6 +563,8 @@ class TrainingSession:
                     self._chunk = max(1, min(5000, int(self._chunk * scale)))
                     if time.perf_counter() - self._last_emit >= FAST_UPDATE_SECONDS:
                         self._emit()
+                        if self._auto_pause_now():
+                            break
                     await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
@@ -585,8 +615,62 @@ class TrainingSession:
         """Hand the rows recorded so far to the listeners now (a final update)."""
         self._emit(final=True)
 
+    def _auto_pause_now(self) -> bool:
+        """With ``auto_pause``: stop playing at the run's first collapse (after its update)."""
+        if not (self.auto_pause and self.playing) or self.collapsed_at is None:
+            return False
+        if self.auto_paused_at is not None:
+            return False  # once per run: Play after an auto-pause goes on
+        self.auto_paused_at = self.collapsed_at
+        self.playing = False
+        return True
+
+    def _mark_collapse(self) -> None:
+        """The run's first collapse becomes a marker row (``("event", "collapsed")``)."""
+        if self.collapsed_at is not None or self.trainer.steps == 0 or not self.collapsed:
+            return
+        self.collapsed_at = self.trainer.steps
+        with self._lock:
+            self._pending.append((self.collapsed_at, 0, "event", "collapsed", 1.0))
+
+    def _measure(self, trainer: Trainer | None = None, force: bool = False) -> None:
+        """Refresh :attr:`probe` (theory §3.6, §5; the clouds of :attr:`projector`).
+
+        On the worker thread (``trainer`` given) after a piece of a big model, at most every
+        :data:`PROBE_SECONDS`; on the event loop's thread between pieces of a small model, or
+        with ``force`` (a final update), unless the worker is stepping the model."""
+        tr = self.trainer
+        if trainer is not None and trainer is not tr:
+            return  # a stale trainer's piece, after a reset
+        projector = self.projector
+        key = (id(tr), tr.steps, id(projector))
+        if self.probe is not None and self._probe_key == key:
+            return
+        if trainer is None:
+            busy = self._inflight is not None and not self._inflight.done()
+            heavy = self.playing and self._piece_max > YIELD_SECONDS / 2
+            if busy or (heavy and self.probe is not None):
+                return  # the worker steps (and measures) this model
+        if not force and time.perf_counter() - self._probe_time < PROBE_SECONDS:
+            return
+        self._probe_time = time.perf_counter()
+        try:
+            result = probes.measure(tr.model, projector, tr.steps)
+        except Exception:  # a probe never breaks the page (e.g. non-finite features)
+            return
+        with self._lock:
+            if tr is self.trainer:
+                self.probe, self._probe_key = result, key
+
+    def measure(self) -> probes.Probe | None:
+        """Measure the probe now (unless the worker is stepping the model) and return it."""
+        self._measure(force=True)
+        return self.probe
+
     def _emit(self, final: bool = False) -> None:
         self._track_diagnosis()
+        self._measure(force=final)
+        self._mark_collapse()
         with self._lock:
             rows, self._pending = self._pending, []
         self._last_emit = time.perf_counter()
@@ -709,7 +793,10 @@ class TrainingSession:
             d = self.diagnosis
             if d.code not in ("converging", "at_optimum", "below_optimum") and tr.steps > 0:
                 verdict += f" — {d.line()}"
+        solution = self.solution_parts()
         notes = []
+        if self.auto_paused_at is not None and not self.playing:
+            notes.append(f"auto-paused at step {self.auto_paused_at}: collapsed")
         if self.error:
             notes.append(self.error)
         if tr.diverged:
@@ -724,13 +811,40 @@ class TrainingSession:
         narrow = [d for d in cfg.widths[1:] if d < cfg.K] if cfg.activation == "relu" else []
         if narrow:
             notes.append(f"width {narrow[0]} < K = {cfg.K}: the DNC optimum may be unreachable")
-        return {"state": state, "numbers": numbers, "verdict": verdict, "notes": " ".join(notes)}
+        return {
+            "state": state,
+            "numbers": numbers,
+            "verdict": verdict,
+            "solution": solution,
+            "notes": " ".join(notes),
+        }
+
+    @property
+    def solution(self) -> str:
+        """The solution type now (theory §5): "DNC", "low-rank (rank r)", "in between" or
+        "zero" (:func:`~dnc_interactive.widgets.probe.solution_type`); "" before a probe."""
+        p = self.probe
+        if p is None:
+            return ""
+        tr = self.trainer
+        gap = tr.gap if math.isfinite(tr.optimal_loss) else math.nan
+        return probes.solution_type(p.verdict, gap, self._nc1_max, zero=self.at_zero_solution)
+
+    def solution_parts(self) -> str:
+        """'solution: low-rank (rank 6) · ranks M̃_l 10 6 6 6 · M_l 10 10 10 10' (from the
+        latest probe, at its step; "" before the first)."""
+        p = self.probe
+        if p is None:
+            return ""
+        return f"solution: {self.solution} · {probes.rank_text(p.ranks_pre, p.ranks_post)}"
 
     @property
     def status(self) -> str:
         """The status line as plain text."""
         p = self.status_parts()
         text = f"{p['state']} · {p['numbers']} · {p['verdict']}"
+        if p["solution"]:
+            text += f" · {p['solution']}"
         return f"{text}. {p['notes']}" if p["notes"] else text
 
     def export_history(self, path: str | Path) -> Path:
@@ -763,4 +877,4 @@ class TrainingSession:
                 self._task.cancel()
 
 
-__all__ = ["COLLAPSE_TOL", "YIELD_SECONDS", "TrainingSession"]
+__all__ = ["COLLAPSE_TOL", "PROBE_SECONDS", "YIELD_SECONDS", "TrainingSession"]

@@ -197,18 +197,11 @@ LECTURE_SNAPSHOT = {"projection": 200, "gram": 180}
 
 
 def lecture_snapshot(model: DUFM, kind: str, view: TheoryView) -> dict[str, Any]:
-    """The lecture layout's two snapshot panels as one Vega-Lite spec: the features of the
-    last layer L in 2-D (every sample, class means as diamonds) and the Gram of its class
-    means next to the optimum's own Gram, with lecture fonts (≥ 18 px)."""
+    """The lecture layout's snapshot panel as a Vega-Lite spec: the Gram of the class means of
+    the last layer L next to the optimum's own Gram (theory §2.3, §6), with lecture fonts
+    (≥ 18 px). The features of that layer are the live cloud beside it
+    (:func:`~dnc_interactive.widgets.live_chart.cloud_spec`), no longer a static projection."""
     L = model.config.L
-    proj = metrics.projection_frame(model, 25)
-    proj = proj[proj["layer"] == L]
-    size = LECTURE_SNAPSHOT["projection"]
-    features = charts.projection_chart(proj, kind=kind, columns=1, size=size, equal_scales=True)
-    what = "H̃" if kind == "pre" else "H"
-    features = features.properties(
-        title=f"Features {what}_{L} of layer {L} in 2-D (diamonds: class means)"
-    )
     gram = metrics.gram_frame(model)
     gram = gram[(gram["layer"] == L) & (gram["kind"] == kind)]
     K = model.config.K
@@ -222,12 +215,8 @@ def lecture_snapshot(model: DUFM, kind: str, view: TheoryView) -> dict[str, Any]
             gram, kind=kind, ideal=matrix, ideal_title=title, columns=2, cell=cell, text=K <= 3
         )
     heat = heat.properties(title=f"Gram of the class means, layer {L}, vs the optimum")
-    spec = alt.hconcat(features, heat, spacing=30).to_dict(validate=False)
-    # one layer: the facet's inner view alone (its title names the layer; no header line)
-    facet = spec["hconcat"][0]
-    spec["hconcat"][0] = {**facet["spec"], "data": facet["data"], "title": facet["title"]}
+    spec = heat.to_dict(validate=False)
     spec["config"] = chart_config("lecture")
-    spec["resolve"] = {"scale": {"color": "independent"}}
     return spec
 
 

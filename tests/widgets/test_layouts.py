@@ -47,13 +47,15 @@ def _panels(spec):
 def test_lecture_layout_has_at_most_four_large_panels_with_big_fonts(lecture):
     lecture.run(50)
     stream, snapshot = lecture.chart.stream_spec, lecture.chart.snapshot_spec
-    assert stream is not None and snapshot is not None
-    panels = _panels(stream) + _panels(snapshot)
+    clouds = lecture.chart.clouds_spec
+    assert stream is not None and snapshot is not None and clouds is not None
+    panels = _panels(stream) + _panels(clouds) + _panels(snapshot)
     assert len(panels) == len(layouts.LECTURE_PANEL_NAMES) == 4
     titles = [p.get("title") for p in panels]
     assert titles[0].startswith("Loss L") and "L*" in titles[0]
     assert titles[1].startswith("DNC1")
-    assert titles[2]["text"].startswith("Features") if isinstance(titles[2], dict) else True
+    assert titles[2].startswith("H_4 (post-ReLU)")  # the live cloud of the last layer
+    assert len(clouds["datasets"]["cloud"]) > 0
     for spec in (stream, snapshot):
         sizes = _font_sizes(spec)
         assert sizes and all(v >= 18 for _, v in sizes), sizes

@@ -47,7 +47,7 @@ def test_store_skips_metrics_that_are_not_drawn_and_cleans_non_finite_values():
         [
             (0, 0, "model", "loss", math.nan),
             (0, 0, "model", "optimal_loss", 0.01),
-            (0, 1, "post", "rank", 2.0),
+            (0, 1, "post", "nc2_etf", 2.0),
             (0, 5, "output", "q_1", 0.5),
         ]
     )
