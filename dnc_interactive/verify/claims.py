@@ -75,7 +75,9 @@ class Result:
         measured: the numbers (JSON-friendly: floats, ints, strings and lists of them).
         held: True when the threshold was met.
         summary: one or two sentences with the numbers.
-        seconds: wall time of the run.
+        seconds: wall time of the run; ``cpu_seconds`` the CPU time of the process that ran it
+            (one torch thread: the core-seconds used, a figure that does not depend on the
+            load of a shared machine).
         data: the tidy DataFrame behind ``chart``; ``chart`` an altair chart (or None).
         error: the traceback's last line when the claim's function raised (then held is False).
     """
@@ -94,6 +96,7 @@ class Result:
     data: pd.DataFrame | None = None
     chart: alt.TopLevelMixin | None = None
     error: str | None = None
+    cpu_seconds: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """The verdict.json entry (no data frame, no chart)."""
@@ -109,6 +112,7 @@ class Result:
             "held": bool(self.held),
             "summary": self.summary,
             "seconds": round(float(self.seconds), 3),
+            "cpu_seconds": _jsonable(round(float(self.cpu_seconds), 3)),
             "error": self.error,
         }
 
@@ -160,7 +164,7 @@ class Claim:
     def run(self, size: str | Size = "quick") -> Result:
         """Run the claim at ``size`` (see :meth:`size`); an exception becomes held=False."""
         label, params = self.size(size)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             out = self.func(params)
             error = None
@@ -183,6 +187,7 @@ class Claim:
             data=out.data,
             chart=out.chart,
             error=error,
+            cpu_seconds=time.process_time() - c0,
         )
 
 
@@ -590,7 +595,9 @@ def _fig3_lambda(p: Size) -> Outcome:
         f" {', '.join(f'{v:.3g}' for v in summ['lambda'])} ({p['seeds']} seeds, {p['steps']} GD"
         f" steps): {first:.2f} -> {last:.2f}, Spearman(lambda, rank) = {_fmt(rho, 3)}"
     )
-    chart = rank_chart(ok, x="lambda", title="rank at the end vs weight decay (K = 10, L = 4)")
+    chart = rank_chart(
+        ok, x="lambda", log_x=True, title="rank at the end vs weight decay (K = 10, L = 4)"
+    )
     chart = chart.properties(width=300, height=180)
     tidy = ok[["lambda", "seed", "rank", "label", "loss_ratio"]].reset_index(drop=True)
     assert isinstance(chart, alt.TopLevelMixin)
@@ -748,7 +755,7 @@ def _ce_linear(p: Size) -> Outcome:
         [
             {"seed": r.seed, "index": i + 1, "sv": max(v, 1e-16)}
             for r in ok.itertuples()
-            for i, v in enumerate(r.sv)
+            for i, v in enumerate(r.sv[: K - 1])  # centred: the K-th is 0 by construction
         ]
     )
     lines = (

@@ -65,17 +65,25 @@ def verdict(
 
 def table(doc: dict[str, Any]) -> str:
     """A plain-text table of a verdict: one line per claim, then the overall verdict."""
-    rows = [("claim", "paper", "held", "seconds", "summary")]
+    rows = [("claim", "paper", "held", "seconds", "cpu s")]
     for c in doc["claims"]:
+        cpu = c.get("cpu_seconds")
         rows.append(
-            (c["name"], c["paper"], "yes" if c["held"] else "NO", f"{c['seconds']:.1f}", "")
+            (
+                c["name"],
+                c["paper"],
+                "yes" if c["held"] else "NO",
+                f"{c['seconds']:.1f}",
+                "n/a" if cpu is None else f"{cpu:.1f}",
+            )
         )
-    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    n = len(rows[0])
+    w = [max(len(r[i]) for r in rows) for i in range(n)]
     lines = []
     for i, r in enumerate(rows):
-        lines.append("  ".join(r[j].ljust(w[j]) for j in range(4)).rstrip())
+        lines.append("  ".join(r[j].ljust(w[j]) for j in range(n)).rstrip())
         if i == 0:
-            lines.append("  ".join("-" * w[j] for j in range(4)))
+            lines.append("  ".join("-" * w[j] for j in range(n)))
     lines.append("")
     for c in doc["claims"]:
         lines.append(f"{c['name']}: {c['summary']}")
@@ -259,7 +267,8 @@ def _png(results: Sequence[Result], path: Path) -> Path | None:
         ]
         if not charts:
             return None
-        alt.vconcat(*charts).resolve_scale(color="independent").save(
+        stack = alt.vconcat(*charts).resolve_scale(color="independent", strokeDash="independent")
+        stack.resolve_legend(color="independent", strokeDash="independent").save(
             str(path), format="png", scale_factor=1.5
         )
         return path
