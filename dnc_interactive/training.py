@@ -326,10 +326,14 @@ class Trainer(RecordedHistory):
         )
 
     def converged(self, tol: float) -> bool:
-        """Relative gap below ``tol`` (if L* is defined) and NC1 below ``tol`` in every layer.
+        """Relative gap below ``tol`` (if L* is defined) and every layer collapsed.
 
-        When the optimum is the trivial solution (every q*_k = 0, theory §2.2) the features
-        shrink to 0 and NC1 is 0/0: the gap alone decides.
+        "Collapsed" is :meth:`~dnc_interactive.metrics.NC1Details.collapsed`: NC1 below ``tol``
+        with nothing hidden by its pseudo-inverse cut-off and every pair of class means apart,
+        for every layer, pre- and post-activation (theory §3.2) — never a cut-off that hides
+        classes whose means have not separated. When the optimum is the trivial solution
+        (every q*_k = 0, theory §2.2) the features shrink to 0 and NC1 is 0/0: the gap alone
+        decides.
         """
         gap = self.gap
         if math.isfinite(self.optimal_loss) and not (math.isfinite(gap) and abs(gap) < tol):
@@ -337,7 +341,9 @@ class Trainer(RecordedHistory):
                 return False
         if self._trivial_optimum:
             return True
-        return self.max_nc1() < tol
+        with torch.no_grad():
+            details = metrics.nc1_layer_details(self.model)
+        return all(d.collapsed(tol) for d in details.values())
 
     def max_nc1(self) -> float:
         """The largest NC1 over all layers and both kinds, computed now."""

@@ -10,6 +10,7 @@ import torch
 from dnc_interactive import theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.metrics import output_scale_frame
+from dnc_interactive.model import DUFM
 from dnc_interactive.training import HISTORY_COLUMNS, Recipe, Trainer, relative_gap, train
 
 
@@ -396,3 +397,20 @@ def test_keep_best_returns_to_the_first_start_when_it_was_better():
         assert float(tr.model.loss().total) == pytest.approx(first_loss, rel=1e-9)
     tr.step(20)
     assert tr.steps == 320 and tr._race is None
+
+
+def test_converged_never_trusts_a_layer_whose_class_means_coincide():
+    # H1 holds two distinct class means exactly (NC1 = 0), but W_1 <= 0 sends every sample to 0
+    # after the ReLU: in that layer the class means coincide and NC1 is 0/0. The old test took
+    # the largest NC1 over the layers where it is defined and called this "collapsed".
+    cfg = DUFMConfig(depth=2, width=4, samples_per_class=5, dtype="float64")
+    model = DUFM(cfg)
+    y = model.labels
+    means = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.0]], dtype=torch.float64)
+    W1 = -torch.ones(4, 4, dtype=torch.float64)
+    model.load_matrices(means[:, y], [W1, model.W[1].data.clone()])
+    tr = Trainer(model, metrics_every=0)
+    tr.optimal_loss = tr.loss  # gap 0: only the collapse test decides
+    tr._last["relative_gap"] = 0.0
+    assert tr.max_nc1() < 1e-12  # the old criterion would say "collapsed"
+    assert not tr.converged(1e-3)
