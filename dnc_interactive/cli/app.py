@@ -339,14 +339,31 @@ def wait_warm(base: str, proc: subprocess.Popen, token: str, timeout: float = WA
     return False
 
 
+KERNEL_MIB = 400  # resident memory of one pre-heated kernel (torch + widgets imported), measured
+
+
+def pool_cap() -> int:
+    """The largest ``--pool``: the kernels that half of this machine's memory holds, 1..64."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # not POSIX: assume a 4 GiB laptop
+        total = 4 << 30
+    return max(1, min(64, int(total / 2 / (KERNEL_MIB << 20))))
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> int:
     server = _pick_server(args.server)
-    if args.pool < 0:
-        raise common.UsageError(f"argument --pool: {args.pool} is not valid: expected an int >= 0")
+    cap = pool_cap()
+    if not 0 <= args.pool <= cap:
+        raise common.UsageError(
+            f"argument --pool: {args.pool} is not valid: expected an int in [0, {cap}] (each"
+            f" pre-heated kernel holds about {KERNEL_MIB} MiB; the cap is what half of this"
+            " machine's memory holds, at most 64)"
+        )
     if args.cull_idle < 0:
         raise common.UsageError(
             f"argument --cull-idle: {args.cull_idle} is not valid: expected an int >= 0"

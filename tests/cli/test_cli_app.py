@@ -111,6 +111,7 @@ def test_help_documents_the_access_flags(capsys):
         (["--preset", "nope"], "argument --preset: preset='nope' is not valid"),
         (["--state", "!!"], "argument --state: state='!!' is not valid"),
         (["--pool", "-1"], "argument --pool: -1 is not valid"),
+        (["--pool", "100000"], "argument --pool: 100000 is not valid: expected an int in [0, "),
         (["--cull-idle", "-5"], "argument --cull-idle: -5 is not valid"),
         (["--token", ""], "argument --token"),
     ],
@@ -245,3 +246,11 @@ def test_the_package_names_stay_importable_and_lazy():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
+
+
+def test_pool_cap_follows_the_machine_memory():
+    from dnc_interactive.cli import app
+
+    cap = app.pool_cap()
+    assert 1 <= cap <= 64
+    assert main(["app", "--dry-run", "--pool", str(cap + 1)]) == 2
