@@ -266,3 +266,23 @@ def test_end_to_end_command(tmp_path):
     assert saved["all_held"] is True and CLAIM_KEYS <= set(saved["claims"][0])
     assert (out / "report.html").stat().st_size > 100_000  # the inlined vega-embed bundle
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.browser
+def test_report_draws_its_charts_offline_in_a_browser(tmp_path):
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    verify(size="tiny", claims=[CHEAP, "ce_linear_lowrank_beats_dnc"], out=tmp_path, workers=1,
+           png=False)  # fmt: skip
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_context(offline=True).new_page()
+        errors: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto((tmp_path / "report.html").as_uri())
+        page.wait_for_function("document.querySelectorAll('.chart svg').length == 2", timeout=20000)
+        browser.close()
+    assert not errors and all(u.startswith("file:") for u in requests)
