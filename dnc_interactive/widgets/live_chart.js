@@ -168,7 +168,11 @@ function render({ model, el }) {
       if (slot.spec && slot.spec.datasets && name in slot.spec.datasets) {
         slot.spec.datasets[name] = values; // a re-embed (refit) keeps the latest data
       }
-      slot.view.change(name, slot.view.changeset().remove(() => true).insert(values));
+      try {
+        slot.view.change(name, slot.view.changeset().remove(() => true).insert(values));
+      } catch (err) {
+        console.warn("dnc-interactive live chart: no dataset", name); // pruned by vega
+      }
     }
     await slot.view.runAsync();
     publish(slot);

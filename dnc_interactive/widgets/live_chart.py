@@ -766,7 +766,11 @@ def cloud_spec(
             "scale": {"domain": [x0, x1], "clamp": True, "nice": False, "zero": False},
             "axis": {"tickCount": 3, "format": "~g"},
         }
-        y = {**x, "scale": {"domain": [y0, y1], "clamp": True, "nice": False, "zero": False}}
+        y = {
+            **x,
+            "field": "y",
+            "scale": {"domain": [y0, y1], "clamp": True, "nice": False, "zero": False},
+        }
         mine = {"filter": f"datum.p === {i}"}
         built.append(
             {
@@ -798,9 +802,9 @@ def cloud_spec(
                             "type": "point",
                             "shape": "diamond",
                             "filled": False,
-                            "size": 14 * size,
+                            "size": 1.6 * size,
                             "strokeWidth": 1.5,
-                            "opacity": 0.5,
+                            "opacity": 0.45,
                         },
                         "encoding": {"x": x, "y": y, "color": {**colour, "legend": None}},
                     },
@@ -848,7 +852,7 @@ def cloud_spec(
                 "type": "quantitative",
                 "title": "i",
                 "scale": {"domain": [1, max(K, 2)], "nice": False},
-                "axis": {"tickMinStep": 1},
+                "axis": {"tickMinStep": 1, "format": "d"},
             },
             "y": {
                 "field": "s",
@@ -871,6 +875,7 @@ def cloud_spec(
                 "type": "nominal",
                 "title": "features",
                 "scale": {"domain": ["post", "pre"], "range": [[1, 0], [5, 3]]},
+                "legend": {"symbolType": "stroke"},
             },
             "tooltip": _tooltip(
                 ("l", "ordinal", None),
@@ -898,7 +903,9 @@ def cloud_spec(
                 ],
             }
         )
-    datasets = {"cloud": [], "svals": [], "target": _json_safe(targets)}
+    datasets: dict[str, list[dict[str, Any]]] = {"cloud": [], "target": _json_safe(targets)}
+    if singular_values:
+        datasets["svals"] = []
     if len(built) == 1:
         return {
             "$schema": VEGA_LITE_SCHEMA,
@@ -1029,10 +1036,12 @@ class LiveChart(anywidget.AnyWidget):
         self._post({"type": "spec", "slot": "clouds", "spec": spec})
 
     def update_clouds(self, datasets: dict[str, list[dict[str, Any]]]) -> None:
-        """Replace the clouds slot's data (``cloud`` and ``svals``) in place."""
+        """Replace the clouds slot's data (``cloud`` and ``svals``, those its spec has) in
+        place."""
         if self.clouds_spec is None:
             return
-        clean = _json_safe(datasets)
+        held = self.clouds_spec["datasets"]
+        clean = {k: v for k, v in _json_safe(datasets).items() if k in held}
         self.clouds_spec["datasets"].update(clean)
         self._post({"type": "data", "slot": "clouds", "datasets": clean})
 

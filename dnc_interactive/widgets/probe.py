@@ -250,8 +250,8 @@ class CloudProjector:
     def _domain(self, i: int, r: float) -> tuple[float, float, float, float]:
         """(x0, x1, y0, y1) of panel ``i`` for a scale ``r`` (a target norm or the data's)."""
         R = 1.3 * r
-        kind = self.panels[i][1]
-        if self.K == 2 and kind == "post":  # non-negative features: the first quadrant
+        layer, kind = self.panels[i]
+        if self.K == 2 and kind == "post" and layer > 1:  # after a ReLU: the first quadrant
             return (-0.3 * R, R, -0.3 * R, R)
         return (-R, R, -R, R)
 

@@ -374,3 +374,78 @@ def test_lecture_layout_fits_the_first_screen_and_answers_keys(lecture_url):
             browser.close()
     print("\n" + "\n".join(report))
     assert not errors, errors
+
+
+K10_PRESET = "many classes, deep: low-rank solutions"
+
+
+def _clouds(page) -> tuple[int, str, int]:
+    """(points, checksum, updates) of the live feature-cloud view."""
+    live = page.locator(".dnc-live").first
+    return (
+        int(live.get_attribute("data-clouds-points") or 0),
+        live.get_attribute("data-clouds-sum") or "",
+        int(live.get_attribute("data-clouds-updates") or 0),
+    )
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.skipif(_playwright() is None, reason="needs playwright")
+def test_k10_dashboard_clouds_move_while_playing(app_url):
+    """The K = 10 preset at 1366x768: the feature clouds (at most 400 points) change while
+    playing, the status line names the solution type, no console error; screenshots of the
+    default layout and of the lecture layout (its four panels on the first screen)."""
+    from urllib.parse import quote
+
+    errors: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with _playwright()() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            _open_live(page, app_url + "&preset=" + quote(K10_PRESET))
+            page.wait_for_selector(".dnc-live-clouds canvas.marks", timeout=60_000)
+            _wait(lambda: _clouds(page)[0] > 0, 60, "the first cloud points")
+            page.get_by_role("button", name="Play").click()
+            _wait(lambda: _numbers(page)[0] >= 300, 120, "300 steps")
+            a = _clouds(page)
+            time.sleep(1.5)
+            b = _clouds(page)
+            assert 0 < a[0] <= 400 and 0 < b[0] <= 400, (a, b)
+            assert b[2] > a[2] and b[1] != a[1], (a, b)  # the cloud data changes while playing
+            _wait(lambda: _numbers(page)[0] >= 1500, 180, "1500 steps")
+            page.get_by_role("button", name="Pause").click()
+            page.get_by_role("button", name="Play").wait_for(timeout=10_000)
+            _wait(lambda: "solution:" in page.locator(".dnc-status").inner_text(), 10, "solution")
+            time.sleep(1.5)  # the final update and the snapshot
+            text = page.locator(".dnc-status").inner_text()
+            assert "ranks M̃_l" in text, text
+            page.screenshot(path=str(ARTIFACTS / "k10-1366x768.png"))
+            context.close()
+
+            # the lecture layout with K = 10: four panels, the live cloud among them
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            _open_live(page, app_url + "&layout=lecture&preset=" + quote(K10_PRESET))
+            page.wait_for_selector(".dnc-lecture .dnc-live-clouds canvas.marks", timeout=60_000)
+            page.keyboard.press("Space")
+            c0 = _clouds(page)
+            _wait(lambda: _numbers(page)[0] >= 1500, 180, "1500 steps in the lecture layout")
+            assert _clouds(page)[1] != c0[1]  # the lecture's cloud moves too
+            page.keyboard.press("Space")
+            page.get_by_role("button", name="Play").wait_for(timeout=10_000)
+            time.sleep(1.5)
+            assert page.locator(".dnc-live-error").count() == 0
+            boxes = _boxes(page, "stream") + _boxes(page, "clouds") + _boxes(page, "snapshot")
+            assert len(boxes) == 4 and all(_inside(b, 1366, 768) for b in boxes), boxes
+            page.screenshot(path=str(ARTIFACTS / "k10-lecture-1366x768.png"))
+            context.close()
+        finally:
+            browser.close()
+    print(f"\nK = 10 clouds: {a} -> {b}; status: {text}")
+    assert not errors, errors
