@@ -202,6 +202,9 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, int):
         return int(value)
+    kind = getattr(getattr(value, "dtype", None), "kind", None)  # numpy / torch scalars
+    if kind == "b":
+        return bool(value)
     try:
         f = float(value)
     except (TypeError, ValueError):
