@@ -274,6 +274,10 @@ LIVE_TITLES = {
 STREAM_PANELS: tuple[str, ...] = ("loss", "gap", "q", "nc1", "nc2_orth", "nc3", "rank")
 #: The default layout's panels for K = 2 (the rank of two class means says little).
 BINARY_PANELS: tuple[str, ...] = STREAM_PANELS[:6]
+#: The default layout's panels for K > 2: the rank of the class means in place of DNC3 (the
+#: story beyond two classes is the rank, theory §5), so the curves stay in two rows and the
+#: feature clouds below them on the first screen of a 1366×768 page.
+MANY_PANELS: tuple[str, ...] = ("loss", "gap", "q", "nc1", "nc2_orth", "rank")
 #: The lecture layout's training panels: the loss against L* and the per-layer NC1.
 LECTURE_PANELS: tuple[str, ...] = ("loss", "nc1")
 
@@ -297,12 +301,13 @@ class ChartStyle:
 
 #: The chart styles of the dashboard's layouts (see :mod:`dnc_interactive.widgets.layout`).
 def panels_for(config: DUFMConfig, lecture: bool = False) -> tuple[str, ...]:
-    """The live panels of ``config``: the lecture's two, or the default layout's — for
-    K > 2 with the per-layer rank of the class means (theory §3.6, §5: low-rank solutions),
-    never a metric that is identically 0 for this K (:func:`informative_metrics`)."""
+    """The live panels of ``config``: the lecture's two, or the default layout's six — for
+    K > 2 the per-layer rank of the class means (theory §3.6, §5: low-rank solutions) in place
+    of DNC3 (which the exported training figure keeps), and never a metric that is
+    identically 0 for this K (:func:`informative_metrics`)."""
     if lecture:
         return LECTURE_PANELS
-    chosen = STREAM_PANELS if config.K > 2 else BINARY_PANELS
+    chosen = MANY_PANELS if config.K > 2 else BINARY_PANELS
     return tuple(informative_metrics(config.K, chosen))
 
 
@@ -875,7 +880,11 @@ def cloud_spec(
                 "type": "nominal",
                 "title": "features",
                 "scale": {"domain": ["post", "pre"], "range": [[1, 0], [5, 3]]},
-                "legend": {"symbolType": "stroke"},
+                "legend": {
+                    "symbolType": "stroke",
+                    "symbolStrokeColor": "#444",
+                    "symbolStrokeWidth": 2,
+                },
             },
             "tooltip": _tooltip(
                 ("l", "ordinal", None),
@@ -1106,6 +1115,7 @@ __all__ = [
     "CLOUD_SIZE",
     "DEFAULT_MAX_POINTS",
     "LECTURE_PANELS",
+    "MANY_PANELS",
     "TRIVIAL_FOR_K2",
     "cloud_panel_title",
     "cloud_spec",

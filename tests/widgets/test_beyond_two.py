@@ -63,6 +63,7 @@ def test_k10_preset_builds_plays_and_shows_the_solution_type():
         spec = d.chart.stream_spec
         titles = _titles(spec)
         assert any(t.startswith("Rank of the class means") for t in titles)
+        assert len(titles) == 6  # two rows of curves: the clouds below on the first screen
         assert "best low-rank" in titles[0]
         (ref,) = spec["datasets"]["lowrank"]
         canon = lowrank.srg_loss(d.config.replace(dtype="float64"))
