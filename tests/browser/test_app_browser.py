@@ -8,7 +8,8 @@ the page's close beacon and the kernel count returns to where it was; that a pag
 vanishes while playing (its browser context closed, as in a crash) has its kernel culled;
 and prints how long the page took to become a live dashboard. A second test serves
 ``app --lecture`` and checks, at 1280×720 and 1366×768, that the four lecture panels lie
-within the first screen, that Space plays / pauses and → steps, and that the default layout
+within the first screen (the loss, NC1, the live feature cloud and the Gram), that Space plays /
+pauses and → steps, and that the default layout
 (``?layout=default``) keeps its charts beside the controls at 1366×768; screenshots go to
 ``artifacts/browser/``. Skipped only when /usr/bin/chromium or playwright is missing.
 """
@@ -322,9 +323,14 @@ def _check_lecture(browser, url: str, width: int, height: int, errors: list[str]
     before = _numbers(page)[0]
     page.keyboard.press("ArrowRight")  # steps
     _wait(lambda: _numbers(page)[0] > before, 10, "the right arrow to step")
-    _wait(lambda: len(_boxes(page, "snapshot")) == 2, 60, "the snapshot panels")
+    _wait(
+        lambda: len(_boxes(page, "clouds") + _boxes(page, "snapshot")) == 2,
+        60,
+        "the live cloud and the Gram panel",
+    )
     time.sleep(1.0)  # the snapshot after the step
-    stream, snapshot = _boxes(page, "stream"), _boxes(page, "snapshot")
+    stream = _boxes(page, "stream")
+    snapshot = _boxes(page, "clouds") + _boxes(page, "snapshot")  # the live cloud, the Gram
     assert len(stream) == 2 and len(snapshot) == 2, (stream, snapshot)
     for box in stream + snapshot:
         assert _inside(box, width, height), (width, height, stream, snapshot)
