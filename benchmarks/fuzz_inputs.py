@@ -138,7 +138,8 @@ RECIPE_BAD = {
     "guard": BOOL_BAD,
     "max_retries": NONNEG_INT_BAD + [10**12],
     "blowup": [1, 0.5, -1, math.nan, math.inf, True, None, "100"],
-    "restarts": [-1, 4, 10**12, True, 1.0, None],
+    "restarts": [-1, 65, 10**12, True, 1.0, None],
+    "race_size": [0, 17, True, 2.5, None],
     "stall_gap": [0, -1, math.nan, math.inf, True, None],
     "stall_steps": [0, -1, 2.5, True, 10**12, None],
 }

@@ -958,6 +958,15 @@ def check_output_path(
                 raise fail(f"{str(parent)!r} is not a directory")
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise fail(f"the directory {str(parent)!r} is not writable")
+            # permissions can say yes where the file system says no (/proc, a read-only
+            # mount, a full disk): create and remove a probe file there
+            import tempfile
+
+            try:
+                with tempfile.TemporaryFile(dir=parent):
+                    pass
+            except OSError as exc:
+                raise fail(f"files cannot be created in {str(parent)!r}: {one_line(exc)}") from None
     except OSError as exc:
         raise fail(one_line(exc)) from None
     if path.suffix.lower() == ".parquet":

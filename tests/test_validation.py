@@ -266,3 +266,14 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
         with pytest.raises(ParameterError, match=words) as err:
             V.check_output_path(path)
         assert err.value.field == "out"
+
+
+def test_output_path_on_a_file_system_that_refuses_files():
+    # /proc grants write permission to root but creates no files: the probe file finds out
+    # before any training, instead of a traceback after it (the fuzz case train --out=/proc/x.csv)
+    import pathlib
+
+    proc = pathlib.Path("/proc")
+    assert proc.is_dir(), "the test needs Linux's /proc"
+    with pytest.raises(ValueError, match="files cannot be created in '/proc'"):
+        V.check_output_path(proc / "x.csv")
