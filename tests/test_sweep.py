@@ -393,3 +393,18 @@ def test_sweeps_use_the_robust_recipe_restarts():
     robust, fast = sweeps.run_batch(items, 1500)
     assert fast["start"] == 0 and fast["relative_gap"] > 0.05
     assert robust["start"] >= 2 and abs(robust["relative_gap"]) < 1e-3
+
+
+def test_a_batch_never_holds_more_than_the_memory_budget(monkeypatch):
+    # every configuration fits alone; 12 of them in one batch would need 12x the memory
+    from dnc_interactive import validation
+    from dnc_interactive.sweeps import run as sweep_run
+
+    cfg = DUFMConfig(depth=2, width=8, samples_per_class=5)
+    one = validation.dufm_estimate(2, (5, 5), 2, (8, 8)).memory
+    pairs = [(cfg.replace(seed=s), Recipe()) for s in range(12)]
+    with validation.budget(memory=5 * one):
+        chunks = sweep_run._chunks(list(range(12)), pairs, batched=True, size=None)
+    assert max(len(c) for c in chunks) == 5 and sum(len(c) for c in chunks) == 12
+    chunks = sweep_run._chunks(list(range(12)), pairs, batched=True, size=None)
+    assert [len(c) for c in chunks] == [12]  # the default budget holds them all

@@ -27,7 +27,7 @@ from dnc_interactive.sweeps.grid import config_key, expand_grid
 from dnc_interactive.sweeps.lock import _ResultsLock
 from dnc_interactive.sweeps.store import _check_out, _store
 from dnc_interactive.training import Recipe
-from dnc_interactive.validation import ParameterError
+from dnc_interactive.validation import ParameterError, budget_for, dufm_estimate
 
 __all__ = ["sweep", "worker_pool"]
 
@@ -41,9 +41,16 @@ def _chunks(
         groups.setdefault(shape_key(config, recipe), []).append(i)
     out = []
     for members in groups.values():
-        step = 1 if not batched else (size or len(members))
+        step = 1 if not batched else min(size or len(members), _batch_cap(pairs[members[0]][0]))
         out += [members[j : j + step] for j in range(0, len(members), step)]
     return out
+
+
+def _batch_cap(config: DUFMConfig) -> int:
+    """How many configurations of this shape one batch may hold within the memory budget
+    (each configuration is within it alone; a batch of B needs B times the memory)."""
+    one = dufm_estimate(config.K, config.class_sizes, config.L, config.widths, config.dtype).memory
+    return max(1, int(budget_for(config.device).memory // max(one, 1.0)))
 
 
 def sweep(
