@@ -311,6 +311,13 @@ class BatchedTrainer:
         fit, reg, reg_H = self.loss_terms()
         fits, regs, reg_Hs = fit.tolist(), reg.tolist(), reg_H.tolist()
         losses = [f + r for f, r in zip(fits, regs, strict=True)]
+        if not initial and self.optimizer == "gd" and self.losses:
+            # adaptive restart (O'Donoghue & Candes 2015): a heavy-ball member whose loss rose
+            # since the last check forgets its velocity, so it does not oscillate about L*
+            for b, (now, before) in enumerate(zip(losses, self.losses[-1], strict=True)):
+                if self.recipes[b].momentum_restart and now > before:
+                    for buf in self._buf:
+                        buf[b].zero_()
         self.losses.append(losses)
         if initial:  # Trainer's ceiling: blowup x max(initial loss, 1/2 = the zero solution's)
             self._ceiling = [r.blowup * max(v, 0.5) for r, v in zip(self.recipes, losses)]
@@ -412,6 +419,8 @@ class BatchedTrainer:
         fit, reg, reg_H = (t[b].item() for t in self.loss_terms())
         self._cache = None
         loss = fit + reg
+        if self.losses:  # the member's loss at the last check is its new start's
+            self.losses[-1][b] = loss
         self._ceiling[b] = recipe.blowup * max(loss, 0.5)
         gap = relative_gap(loss, self.optimal[b])
         self.terms[b] = {"loss": loss, "fit": fit, "reg": reg, "reg_H": reg_H, "relative_gap": gap}

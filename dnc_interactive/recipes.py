@@ -138,6 +138,10 @@ class Recipe:
         momentum_boost: momentum used once the relative gap to L* is below ``boost_gap``
             (None keeps ``momentum``). Ignored by "adam".
         boost_gap: the relative gap below which ``momentum_boost`` takes over.
+        momentum_restart: heavy-ball only: when the loss rose since the last check, the
+            velocity is reset to zero (adaptive restart, O'Donoghue & Candes 2015), so a high
+            momentum does not make the loss oscillate about L* (the live "collapsed" verdict
+            would flip back and forth).
         guard: when the loss diverges (NaN/inf, or above ``blowup`` times the larger of the
             initial loss and 1/2, the loss of the zero solution), restore the last good state
             and halve lr (up to ``max_retries`` times) instead of stopping.
@@ -157,6 +161,7 @@ class Recipe:
     momentum: float = 0.8
     momentum_boost: float | None = 0.99
     boost_gap: float = 0.1
+    momentum_restart: bool = True
     guard: bool = True
     max_retries: int = 8
     blowup: float = 100.0
@@ -199,6 +204,7 @@ RULES = {
     "momentum": MOMENTUM,
     "momentum_boost": MOMENTUM.but(optional=True),
     "boost_gap": Real(ge=0, cap=1e30),
+    "momentum_restart": Bool(),
     "guard": Bool(),
     "max_retries": Int(ge=0, cap=64),
     "blowup": Real(gt=1, cap=1e30),
