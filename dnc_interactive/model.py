@@ -207,10 +207,11 @@ def _orthogonal(rows: int, cols: int, gen: torch.Generator) -> Tensor:
 def _looks_linear(dims: tuple[int, ...], gen: torch.Generator) -> list[Tensor]:
     """Looks-linear weights (Balduzzi et al. 2017) for the widths ``dims``, W_L = 0.
 
-    Units 2j and 2j + 1... are paired as (u, -u): W_1 = [A; -A] maps H1 to u = A H1 in the first
-    half of the units and -u in the second; a hidden W_l = [[B, -B], [-B, B]] maps
-    (ReLU(u), ReLU(-u)) to (B u, -B u), so at initialisation the ReLU network computes the
-    linear map B_{L-1} ... B_2 A. An odd leftover unit gets a small random row.
+    Unit j of the first half and unit m + j of the second (m = d // 2) are paired as (u, -u):
+    W_1 = [A; -A] maps H1 to u = A H1 in the first half and -u in the second; a hidden
+    W_l = [[B, -B], [-B, B]] maps (ReLU(u), ReLU(-u)) to (B u, -B u), so at initialisation
+    the ReLU network computes the linear map B_{L-1} ... B_2 A. An odd leftover unit gets a
+    small random row.
     """
     L = len(dims) - 1
     out: list[Tensor] = []

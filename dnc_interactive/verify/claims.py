@@ -679,6 +679,17 @@ def ce_dnc_loss(num_classes: int, samples_per_class: int, depth: int, lam: float
     return min(f(0.5 * (lo + hi)), math.log(K))
 
 
+#: The cross-entropy claim's setting; its sizes differ in width, seeds and steps only.
+_CE_SETTING: dict[str, Any] = {
+    "num_classes": 10,
+    "samples_per_class": 5,
+    "depth": 3,
+    "width": 70,
+    "lam": 2**-10,
+    "lr": 0.5,
+}
+
+
 def _ce_linear(p: Size) -> Outcome:
     """Deep linear CE DUFM, K = 10: gradient descent vs the best DNC loss (Garrod & Keating,
     theory §5.5, §5.6)."""
@@ -974,36 +985,9 @@ CLAIMS: dict[str, Claim] = {
             " lambda = 2^-10, plain GD lr 0.5 (their example experiment with one more layer)",
             threshold="mean final loss < L_DNC^CE (the best ETF solution, theory §5.6) and more"
             " than half of the runs below it with centred-logit rank < K - 1",
-            quick={
-                "num_classes": 10,
-                "samples_per_class": 5,
-                "depth": 3,
-                "width": 70,
-                "lam": 2**-10,
-                "lr": 0.5,
-                "seeds": 5,
-                "steps": 5000,
-            },
-            full={
-                "num_classes": 10,
-                "samples_per_class": 5,
-                "depth": 3,
-                "width": 70,
-                "lam": 2**-10,
-                "lr": 0.5,
-                "seeds": 10,
-                "steps": 20_000,
-            },
-            tiny={
-                "num_classes": 10,
-                "samples_per_class": 5,
-                "depth": 3,
-                "width": 20,
-                "lam": 2**-10,
-                "lr": 0.5,
-                "seeds": 2,
-                "steps": 300,
-            },
+            quick={**_CE_SETTING, "seeds": 5, "steps": 5000},
+            full={**_CE_SETTING, "seeds": 10, "steps": 20_000},
+            tiny={**_CE_SETTING, "width": 20, "seeds": 2, "steps": 300},
             func=_ce_linear,
             cost=1.0,
         ),
