@@ -43,7 +43,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 CATEGORIES = ("tracebacks", "hangs", "over-budget", "bad values accepted")
-#: Also counted (not a failure of the issue's kind): a ValueError that is not a ParameterError
+#: Also counted (not one of the failure categories above): a ValueError that is not a ParameterError
 #: naming a field, whose field a caller could only find by parsing the message.
 EXTRA = ("no field",)
 RSS_LIMIT = 2 * 2**30
