@@ -344,7 +344,12 @@ def build_controls() -> dict[str, w.Widget]:
         tooltip="one update's worth of steps (key: →)",
         layout=w.Layout(width="76px"),
     )
-    c["reset"] = w.Button(description="Reset", icon="refresh", layout=w.Layout(width="76px"))
+    c["reset"] = w.Button(
+        description="Rewind",
+        icon="undo",
+        tooltip="rewind to the same initialisation (same seed and init: the same numbers)",
+        layout=w.Layout(width="86px"),
+    )
     c["counter"] = w.HTML("<b>step 0</b>", layout=w.Layout(width="110px"))
     c["speed"] = w.SelectionSlider(
         options=SPEED_LABELS, value=10, description="steps / update", style=_DESC, layout=_WIDE

@@ -138,10 +138,10 @@ class Dashboard:
         self.chart = LiveChart(max_points=max_points)
         self.controls = ctl.build_controls()
         self.controls["new_seed"] = w.Button(
-            description="New seed",
+            description="Restart",
             icon="random",
-            tooltip="the same settings from a fresh initialisation (seed + 1)",
-            layout=w.Layout(width="110px"),
+            tooltip="restart from a fresh initialisation: the same settings, seed + 1",
+            layout=w.Layout(width="100px"),
         )
         self.shortcuts = Shortcuts(self._on_key)
         self._syncing = False
@@ -159,6 +159,7 @@ class Dashboard:
         self._wire()
         self.session.on_update.append(self._on_update)
         self.session.on_reset.append(self._on_reset)
+        self.session.on_objective.append(self._on_objective)
         self.widget = layouts.build(
             self.layout, self.controls, self.chart, self.shortcuts, self._hidden
         )
@@ -296,9 +297,14 @@ class Dashboard:
         self._refresh_transport()
 
     def reset(self) -> None:
-        """A fresh model from the same settings (and seed)."""
+        """Rewind: a fresh model from the same settings and seed, i.e. exactly the same
+        initial weights as the current run (the same numbers step for step)."""
         self.session.reset()
         self._refresh_transport()
+
+    def rewind(self) -> None:
+        """Rewind to the same initialisation (the Rewind button; see :meth:`reset`)."""
+        self.reset()
 
     def new_seed(self) -> None:
         """Restart from a fresh initialisation: the same settings with the next seed."""
@@ -453,6 +459,12 @@ class Dashboard:
         self.cloud_history = []
         self.controls["live"].layout.display = "none"
         self._new_projector()
+
+    def _on_objective(self, session: TrainingSession) -> None:
+        """λ changed and the run goes on: the charts are redrawn for the new theory (L*, q*_k,
+        the clouds' target) and keep the whole history (L* jumps at the change)."""
+        self._on_reset(session)
+        self.chart.push(session.history.itertuples(index=False, name=None))
 
     def _cloud_choice(self) -> list[tuple[int, str]]:
         L = self.config.L

@@ -57,7 +57,7 @@ _MODEL_METRICS = ("loss", "fit", "reg", "relative_gap")
 #: An "event" row's value indexes the diagnosis codes (theory §8).
 EVENT_CODES = DIAGNOSIS_CODES
 _STREAMED = {
-    "model": {*_MODEL_METRICS, "restart"},
+    "model": {*_MODEL_METRICS, "optimal_loss", "restart"},
     "event": {"diagnosis", "collapsed"},
     "pre": {"nc1", "rank"},
     "post": {"nc1", "nc2_orth", "rank"},
@@ -444,6 +444,31 @@ def stream_spec(
                     "fontSize": st.axis_title,
                 },
                 "encoding": {"y": y, "x": {"value": 0}, "text": {"field": "label"}},
+            }
+        )
+        loss_layers.append(  # L* along the run: it jumps where λ changed (theory §2.2)
+            {
+                "data": {"name": "rows"},
+                "transform": [
+                    {"filter": "datum.kind === 'model' && datum.metric === 'optimal_loss'"},
+                    {"filter": _FINITE},
+                    {"calculate": f"max(datum.value, {LOG_FLOOR})", "as": "v"},
+                ],
+                "mark": {
+                    "type": "line",
+                    "interpolate": "step-after",
+                    "color": "black",
+                    "strokeDash": [6, 4],
+                    "strokeWidth": 1.5,
+                    "opacity": 0.7,
+                },
+                "encoding": {
+                    "x": _X,
+                    "y": {"field": "v", "type": "quantitative"},
+                    "tooltip": _tooltip(
+                        ("step", "quantitative", None), ("value", "quantitative", ".6e")
+                    ),
+                },
             }
         )
         title += " (dashed: optimum L*)"

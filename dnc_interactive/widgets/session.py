@@ -60,10 +60,11 @@ import torch
 from dnc_interactive import theory
 from dnc_interactive.diagnosis import CODES as DIAGNOSIS_CODES
 from dnc_interactive.diagnosis import Diagnosis
-from dnc_interactive.training import Callback, Row, Trainer
+from dnc_interactive.model import DUFM
+from dnc_interactive.training import HISTORY_COLUMNS, Callback, Row, Trainer
 from dnc_interactive.validation import check_device_available, dufm_estimate, one_line
 from dnc_interactive.widgets import probe as probes
-from dnc_interactive.widgets.state import CONTINUING_FIELDS, Settings
+from dnc_interactive.widgets.state import CONTINUING_FIELDS, OBJECTIVE_FIELDS, Settings
 
 #: Seconds between two updates when playing at a fixed speed (10 updates per second).
 TICK_SECONDS = 0.1
@@ -156,7 +157,10 @@ class TrainingSession:
 
     Listeners: ``on_update(session, rows, final)`` receives the history rows recorded since the
     previous call (``final`` is True when playback stopped or a blocking call ended);
-    ``on_reset(session)`` is called after a new trainer replaced the old one.
+    ``on_reset(session)`` is called after a new trainer replaced the old one;
+    ``on_objective(session)`` after a λ change, when a trainer for the new objective goes on
+    from the current weights (it redraws from :attr:`history`; the others hear of the new
+    trainer's first record as an update).
     """
 
     def __init__(
@@ -167,6 +171,14 @@ class TrainingSession:
         self.metrics_every = metrics_every
         self.on_update: list[UpdateListener] = []
         self.on_reset: list[ResetListener] = []
+        #: Called after a λ change made a new trainer go on from the current weights.
+        self.on_objective: list[ResetListener] = []
+        #: Steps at which λ changed during this run (the run went on from its weights).
+        self.objective_changes: list[int] = []
+        self._past: list[Row] = []  # rows of the trainers before the last λ change
+        self._skip = 0  # leading rows of the current trainer's history kept in _past
+        self._frame: pd.DataFrame | None = None
+        self._frame_key: tuple[int, int, int] | None = None
         self.generation = 0
         self.playing = False
         self.error: str | None = None
@@ -376,10 +388,14 @@ class TrainingSession:
     def update(self, **changes: Any) -> str:
         """Apply settings changes; returns ``"none"``, ``"continue"`` or ``"reset"``.
 
-        Structural changes (anything but lr, guard and speed) rebuild the model from its seed;
-        the learning rate and the guard apply to the running trainer, which continues (after a
-        divergence a new learning rate starts a fresh run). Raises ``ValueError`` with the
-        config's message for an invalid value; the settings are then left unchanged.
+        The learning rate, the guard and the speed apply to the running trainer; a change of
+        λ (``lambda_H``, ``lambda_W``: :data:`~dnc_interactive.widgets.state.OBJECTIVE_FIELDS`)
+        changes the objective and the run continues from its current weights
+        (:meth:`change_objective`: L* is recomputed, the history goes on). Everything else
+        (K, n_k, L, widths, activation, loss, dtype, seed, ...) needs a fresh model, built
+        from its seed; the status line says so. After a divergence a new learning rate or λ
+        starts a fresh run. Raises ``ValueError`` with the config's message for an invalid
+        value; the settings are then left unchanged.
         """
         old = self.settings
         new = old.replace(**changes)
@@ -388,7 +404,14 @@ class TrainingSession:
         self.error = None
         if not changed:
             return "none"
-        if changed <= CONTINUING_FIELDS and not (self.trainer.diverged and "lr" in changed):
+        keeps = CONTINUING_FIELDS | OBJECTIVE_FIELDS
+        if changed <= keeps and not (self.trainer.diverged and changed - {"guard", "speed"}):
+            if changed & OBJECTIVE_FIELDS:
+                try:
+                    self.change_objective()
+                except Exception as exc:
+                    self.settings = old
+                    raise ValueError(f"could not change the objective: {one_line(exc)}") from None
             tr = self.trainer
             if "lr" in changed:
                 tr.set_lr(new.lr)
@@ -402,7 +425,81 @@ class TrainingSession:
             raise ValueError(
                 f"could not build the model for these settings: {one_line(exc)}"
             ) from None
+        structural = sorted(changed - keeps)
+        if structural and old.config.seed == new.config.seed:
+            self.note = (
+                f"{', '.join(structural)} changed: a fresh model from seed {new.config.seed}"
+                " (K, n_k, L, widths, activation, loss and dtype need a new model; λ, the"
+                " learning rate and the speed do not)"
+            )
         return "reset"
+
+    def change_objective(self) -> None:
+        """Go on with the current weights under the current settings' λ (theory §1.2).
+
+        A new trainer for the new objective starts from a copy of the current matrices
+        (momentum buffers zeroed), at the same step; its first record, at this step, carries
+        the new L* and gap, so the loss chart's optimum line jumps while the history goes on
+        (the earlier rows are kept). If playing, playback continues on the new trainer."""
+        self._join()  # the piece in flight ends first: then the weights stand still
+        self._emit()  # the rows recorded so far, before the objective changes
+        old = self.trainer
+        s = self.settings
+        model = DUFM(s.config)
+        with torch.no_grad():
+            for p, q in zip([model.H1, *model.W], [old.model.H1, *old.model.W], strict=True):
+                p.data.copy_(q.data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            tr = Trainer(
+                model,
+                record_every=old.record_every,
+                metrics_every=old.metrics_every,
+                lr=s.lr,
+                optimizer=s.optimizer,
+                guard=s.guard,
+            )
+        offset = old.steps
+        tr.steps = offset
+        first = [(offset, *row[1:]) for row in tr.history.itertuples(index=False, name=None)]
+        self._past.extend(self._own_rows(old))
+        self._past.extend(first)
+        self._skip = len(first)
+        self._frame = None
+        self.generation += 1
+        gen = self.generation
+        tr.callbacks.append(cast(Callback, lambda t, rows, gen=gen: self._collect(gen, rows)))
+        if not self.on_objective:  # those listeners redraw from the history instead
+            with self._lock:
+                self._pending.extend(first)
+        self._unrecorded = False
+        self.collapsed_at = self.auto_paused_at = None
+        self.probe = None
+        self._probe_key = None
+        self.trainer = tr
+        self.objective_changes.append(offset)
+        self.note = (
+            f"λ changed at step {offset}: the run goes on from its current weights"
+            f" (L* = {_fmt(tr.optimal_loss)} for the new λ)"
+        )
+        for f in list(self.on_objective):
+            f(self)
+        if self.playing:
+            self._start_task()
+        else:
+            self._emit(final=True)
+
+    def _own_rows(self, tr: Trainer) -> list[Row]:
+        """The rows of ``tr``'s history that belong to this run (without the first record of
+        a trainer that took over after a λ change: that one is kept at its true step)."""
+        rows = list(tr.history.itertuples(index=False, name=None))
+        return cast("list[Row]", rows[self._skip :])
+
+    def rewind(self) -> None:
+        """Start again from exactly the same initial weights as the current run (the same
+        settings and seed): the same numbers step for step. A λ changed while playing stays
+        at its new value (the run restarts under it)."""
+        self.reset()
 
     def set_settings(self, settings: Settings) -> str:
         """Replace all settings at once (a preset or a state string); resets unless equal."""
@@ -436,6 +533,8 @@ class TrainingSession:
             raise
         self.note = None
         self.markers = []
+        self._past, self._skip, self._frame = [], 0, None
+        self.objective_changes = []
         self.trainer = trainer
         self.projector = None
         for f in list(self.on_reset):
@@ -729,8 +828,17 @@ class TrainingSession:
     # ------------------------------------------------------------------ reading
     @property
     def history(self) -> pd.DataFrame:
-        """The current run's tidy history (columns step, layer, kind, metric, value)."""
-        return self.trainer.history
+        """The current run's tidy history (columns step, layer, kind, metric, value), across
+        λ changes (:meth:`change_objective`): one run, one history."""
+        tr = self.trainer
+        if not self._past:
+            return tr.history
+        key = (id(tr), len(self._past), len(tr.history))
+        if self._frame is None or self._frame_key != key:
+            rows = self._past + self._own_rows(tr)
+            self._frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+            self._frame_key = key
+        return self._frame
 
     @property
     def steps(self) -> int:

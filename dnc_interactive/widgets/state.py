@@ -55,6 +55,10 @@ RUN_FIELDS: tuple[str, ...] = ("lr", "optimizer", "guard", "speed")
 #: Settings whose change keeps the current run going (everything else resets the model).
 CONTINUING_FIELDS: frozenset[str] = frozenset({"lr", "guard", "speed"})
 
+#: Settings that change the objective but not the model (λ_H, λ_W, theory §1.2): the
+#: dashboard goes on from the current weights under the new objective (L* recomputed).
+OBJECTIVE_FIELDS: frozenset[str] = frozenset({"lambda_H", "lambda_W"})
+
 #: The constraints of the run fields (the config's are :data:`dnc_interactive.config.RULES`).
 RULES: dict[str, Rule] = {
     "lr": LEARNING_RATE,
@@ -274,6 +278,7 @@ __all__ = [
     "CONTINUING_FIELDS",
     "DEFAULT_LR",
     "MAX_STATE_CHARS",
+    "OBJECTIVE_FIELDS",
     "RULES",
     "RUN_FIELDS",
     "SPEEDS",

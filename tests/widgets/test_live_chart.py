@@ -51,7 +51,7 @@ def test_store_skips_metrics_that_are_not_drawn_and_cleans_non_finite_values():
             (0, 5, "output", "q_1", 0.5),
         ]
     )
-    assert [r[4] for r in inserted] == ["loss", "q_1"]
+    assert [r[4] for r in inserted] == ["loss", "optimal_loss", "q_1"]  # L* jumps with λ
     assert inserted[0][5] is None
     assert is_streamed("weight", "nc3") and not is_streamed("weight", "nc1")
     with pytest.raises(ValueError, match="max_points=2 is not valid"):
