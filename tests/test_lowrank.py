@@ -12,6 +12,7 @@ from scipy.optimize import minimize
 from dnc_interactive import lowrank as LR
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
+from dnc_interactive.lowrank.symmetric import _canonical_params
 from dnc_interactive.model import DUFM
 
 
@@ -159,7 +160,7 @@ def test_srg_beats_dnc_exactly_where_the_constant_says():
 def test_symmetric_family_contains_canonical_point():
     config = cfg(r=5, L=4)
     res = LR.srg_loss(config)
-    params = LR._canonical_params(res)
+    params = _canonical_params(res)
     M1, Ws = LR.srg_symmetric_matrices(params, 5, 4)
     H1, Wc = LR.srg_construction(config)
     assert torch.allclose(M1, H1[:5, :: config.class_sizes[0]], atol=1e-15)
