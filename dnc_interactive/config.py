@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from dnc_interactive.schema import DTYPES
 from dnc_interactive.validation import (
     FLOAT_MAX,
     SEED,
@@ -41,7 +42,6 @@ from dnc_interactive.validation import (
 
 ACTIVATIONS = ("relu", "linear")
 LOSSES = ("mse", "ce")
-DTYPES = ("float32", "float64")
 
 #: Upper bound of every lambda. Past the critical lambda only the zero solution is optimal, but
 #: the critical lambda_H alone (the other lambdas small, L deep) can be huge, so the bound is a

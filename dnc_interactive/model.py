@@ -16,21 +16,33 @@ The objective (theory §1.2), with N = sum_k n_k::
 
 With ``loss="ce"`` the fit is the mean cross-entropy (1/N) sum_i CE(z_i, y_i) instead.
 
-Besides the autograd path (``forward`` / ``loss``) the module offers :func:`loss_and_grad`,
-a hand-written backward pass of the same objective used by the trainer for speed; the tests
-check it against autograd.
+Besides the autograd path (``forward`` / ``loss``) the module offers the hand-written backward
+pass of the same objective, once: :func:`batched_forward` / :func:`batched_gradients` for a
+batch of B same-shape models (the trainers' path, :mod:`dnc_interactive.optim`) and
+:func:`loss_and_grad`, its B = 1 case; the tests check it against autograd.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from dnc_interactive.config import DUFMConfig
+from dnc_interactive.schema import DTYPES as _DTYPE_NAMES
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: The torch dtype of every dtype name (:data:`dnc_interactive.schema.DTYPES`).
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in _DTYPE_NAMES}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype named ``name`` ("float32" or "float64", :data:`~.schema.DTYPES`)."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype={name!r} is not valid: expected one of {_DTYPE_NAMES}")
+    return DTYPES[name]
+
 
 #: Initialisations of :class:`DUFM` (theory §8): "random" (the paper's kind: Gaussian H1, He
 #: weights), "structured" (a weak class signal in H1, looks-linear hidden weights, W_L = 0) and
@@ -105,7 +117,7 @@ class DUFM(nn.Module):
             raise ValueError(f"init={init!r} is not valid: expected one of {INITS}")
         self.config = config
         self.init = init
-        dtype = DTYPES[config.dtype]
+        dtype = torch_dtype(config.dtype)
         device = torch.device(config.device)
         labels = torch.tensor(config.labels(), dtype=torch.long, device=device)
         H1, weights = initial_matrices(config, init)
@@ -236,6 +248,66 @@ def _looks_linear(dims: tuple[int, ...], gen: torch.Generator) -> list[Tensor]:
     return out
 
 
+def batched_forward(
+    params: Sequence[Tensor], activation: str = "relu"
+) -> tuple[list[Tensor], Tensor]:
+    """The forward pass of a batch of B same-shape DUFMs.
+
+    ``params`` is [H1, W_1..W_L], each stacked to (B, rows, cols). Returns the post-activations
+    [H_1..H_L] and the output Z = W_L H_L, (B, K, N), of every member: one ``torch.bmm`` per
+    layer (theory §1.2).
+    """
+    posts = [params[0]]
+    X = params[0]
+    relu = activation == "relu"
+    for W in params[1:-1]:
+        X = torch.bmm(W, X)
+        if relu:
+            X = X.relu_()  # equals P * (P > 0) up to the sign of zeros
+        posts.append(X)
+    return posts, torch.bmm(params[-1], X)
+
+
+def batched_gradients(
+    params: Sequence[Tensor],
+    lambdas: Sequence[Tensor],
+    Y: Tensor,
+    posts: Sequence[Tensor],
+    Z: Tensor,
+    activation: str = "relu",
+    loss: str = "mse",
+    *,
+    train_H1: bool = True,
+) -> list[Tensor | None]:
+    """The hand-written backward pass of the objective (theory §1.2) for a batch of B DUFMs.
+
+    ``params`` = [H1, W_1..W_L] stacked to (B, rows, cols), ``lambdas`` = [lambda_H,
+    lambda_{W_1}..] as (B, 1, 1) tensors, ``posts`` and ``Z`` from :func:`batched_forward`.
+    Returns [dH1, dW_1..dW_L] (regularisers included), each a fresh tensor; dH1 is None when
+    ``train_H1`` is False (H1 held fixed: the last transposed product is skipped). The MSE
+    fit's dZ is (Z - Y) / N, the CE fit's (softmax(Z) - Y) / N; the ReLU backward ``G * (P > 0)``
+    is aten's fused ``threshold_backward(G, H, 0)`` on the post-activation (H > 0 iff P > 0).
+    """
+    N = params[0].shape[-1]
+    if loss == "mse":
+        G = (Z - Y) / N
+    else:
+        G = (torch.softmax(Z, dim=1) - Y) / N
+    L = len(params) - 1
+    grads: list[Tensor | None] = [None] * (L + 1)
+    relu = activation == "relu"
+    for l in range(L, 0, -1):
+        W = params[l]
+        grads[l] = (W * lambdas[l]).baddbmm_(G, posts[l - 1].transpose(1, 2))
+        if l == 1 and not train_H1:
+            return grads
+        G = torch.bmm(W.transpose(1, 2), G)
+        if l > 1 and relu:
+            G = torch.ops.aten.threshold_backward(G, posts[l - 1], 0)
+    grads[0] = G.addcmul_(params[0], lambdas[0])  # G is a fresh tensor here
+    return grads
+
+
 def loss_and_grad(
     H1: Tensor,
     weights: list[Tensor],
@@ -251,33 +323,24 @@ def loss_and_grad(
 
     Returns ``(fit, dH1, [dW_1..dW_L])``; gradients include the regularization terms
     (lambda_H H1 and lambda_{W_l} W_l). Same objective as :meth:`DUFM.loss`; no autograd.
-    With ``compute_fit=False`` the fit is not evaluated (``None``), which saves work in the
-    training loop. The backward pass of the MSE fit uses dZ = (Z - Y) / N = Z/N - Y/N, one addmm;
-    the ReLU's backward is ``threshold_backward`` on the post-activation (H > 0 iff P > 0).
+    With ``compute_fit=False`` the fit is not evaluated (``None``). The B = 1 case of
+    :func:`batched_forward` / :func:`batched_gradients`, the backward pass the trainers use.
     """
-    N = H1.shape[1]
-    relu = activation == "relu"
-    posts = [H1]
-    H = H1
-    for W in weights[:-1]:
-        H = torch.relu(W @ H) if relu else W @ H
-        posts.append(H)
+    params = [H1.unsqueeze(0), *[W.unsqueeze(0) for W in weights]]
+    lambdas = [
+        torch.full((1, 1, 1), float(lam), dtype=H1.dtype, device=H1.device)
+        for lam in (lambda_H, *lambda_Ws)
+    ]
+    Yb = Y.unsqueeze(0)
+    posts, Z = batched_forward(params, activation)
     fit = None
-    if loss == "mse":
-        G = torch.addmm(Y, weights[-1], H, beta=-1.0 / N, alpha=1.0 / N)  # (Z - Y) / N
-        if compute_fit:
-            fit = G.pow(2).sum() * (N / 2)
-    else:
-        logp = torch.log_softmax(weights[-1] @ H, dim=0)
-        if compute_fit:
-            fit = -(logp * Y).sum() / N
-        G = (logp.exp() - Y) / N
-    grads: list[Tensor] = [None] * len(weights)  # type: ignore[list-item]
-    for l in range(len(weights) - 1, -1, -1):
-        W = weights[l]
-        grads[l] = torch.addmm(W, G, posts[l].T, beta=lambda_Ws[l])
-        G = W.T @ G
-        if l > 0 and relu:
-            G = torch.ops.aten.threshold_backward(G, posts[l], 0)
-    dH1 = torch.add(G, H1, alpha=lambda_H)
-    return fit, dH1, grads
+    if compute_fit:
+        N = H1.shape[1]
+        if loss == "mse":
+            fit = (Z - Yb).pow(2).sum() / (2 * N)
+        else:
+            fit = -(torch.log_softmax(Z, dim=1) * Yb).sum() / N
+    grads = batched_gradients(params, lambdas, Yb, posts, Z, activation, loss)
+    dH1 = grads[0]
+    assert dH1 is not None
+    return fit, dH1[0], [g[0] for g in grads[1:] if g is not None]

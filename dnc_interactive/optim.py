@@ -5,17 +5,20 @@ activation, loss, dtype, device, optimizer; :func:`shape_key`) at once: paramete
 into (B, d_out, d_in) tensors and every matrix product is one ``torch.bmm`` /
 ``torch.baddbmm``. Each configuration keeps its own lambda_H, lambda_W, initialisation (seed,
 init_scale, init kind) and :class:`~dnc_interactive.recipes.Recipe` (lr, momentum, momentum
-boost, divergence guard): heavy-ball GD (or Adam) on the hand-written gradient of
-:func:`~dnc_interactive.model.loss_and_grad`, the loss checked every ``record_every`` steps,
+boost, divergence guard): heavy-ball GD (or Adam) on the hand-written batched gradient of
+:func:`~dnc_interactive.model.batched_gradients`, the loss checked every ``record_every`` steps,
 the momentum raised to ``momentum_boost`` once the relative gap to L* is below ``boost_gap``,
 and on a non-finite loss the last finite state restored and the learning rate halved
 (``max_retries`` times, then the member stops with status ``"diverged"`` while the others go
-on).
+on). H1 can be held fixed (``train_H1=False``: a head trained on given features).
 
-:class:`Race` is the robust recipe's fallback phase (theory §8): the recipe's fallback starts
-trained side by side in one BatchedTrainer, a stalled member replaced by the next start, the
-lowest loss leading. The trainer (:mod:`dnc_interactive.training`) and the sweeps
-(:mod:`dnc_interactive.sweeps`) both use it.
+The update rules live here once, as functions over lists of tensors that take floats or
+per-member (B, 1, 1) tensors: :func:`heavy_ball_update` and :func:`adam_update`; the core and
+the real-network optimiser (:mod:`dnc_interactive.realnets.train`) both call them.
+
+The robust recipe's fallback phase, :class:`~dnc_interactive.race.Race` and the stall test
+:func:`~dnc_interactive.race.stalled`, live in :mod:`dnc_interactive.race` (still importable
+from here).
 """
 
 from __future__ import annotations
@@ -23,16 +26,87 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor
 
 from dnc_interactive import theory
 from dnc_interactive.config import DUFMConfig
-from dnc_interactive.diagnosis import excess_falling
-from dnc_interactive.model import DTYPES, DUFM
-from dnc_interactive.recipes import Recipe, Start
+from dnc_interactive.model import DUFM, batched_forward, batched_gradients, torch_dtype
+from dnc_interactive.recipes import Recipe
+
+#: Adam's second-moment decay and epsilon (beta1 is the recipe's momentum).
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
+
+Scalar = float | Tensor
+
+
+def heavy_ball_update(
+    params: Sequence[Tensor],
+    bufs: list[Tensor],
+    grads: Sequence[Tensor],
+    lr: Scalar,
+    momentum: Scalar,
+) -> None:
+    """One heavy-ball step in place: b <- g + momentum * b, p <- p - lr * b.
+
+    ``torch.optim.SGD``'s rule (no dampening, no Nesterov). ``lr`` and ``momentum`` are floats
+    or per-member (B, 1, 1) tensors. ``grads`` are consumed: each new buffer is written into
+    its gradient's memory and ``bufs[i]`` is replaced by it (no allocation per step).
+    """
+    if isinstance(lr, Tensor) or isinstance(momentum, Tensor):
+        ref = params[0]
+        mom = momentum if isinstance(momentum, Tensor) else torch.tensor(momentum).to(ref)
+        rate = lr if isinstance(lr, Tensor) else torch.tensor(lr).to(ref)
+        for i, g in enumerate(grads):
+            g.addcmul_(bufs[i], mom)  # the new buffer g + mom * b, in g's fresh memory
+            bufs[i] = g
+            params[i].addcmul_(g, rate, value=-1.0)  # p <- p - lr * b
+        return
+    grads = list(grads)
+    torch._foreach_add_(grads, bufs, alpha=float(momentum))
+    bufs[:] = grads
+    torch._foreach_add_(list(params), grads, alpha=-float(lr))
+
+
+def adam_update(
+    params: Sequence[Tensor],
+    m: Sequence[Tensor],
+    v: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    lr: Scalar,
+    beta1: Scalar,
+    beta2: float,
+    eps: float,
+    t: int,
+) -> None:
+    """One Adam step in place (``torch.optim.Adam``'s rule, step count ``t`` >= 1).
+
+    m <- beta1 m + (1 - beta1) g, v <- beta2 v + (1 - beta2) g^2,
+    p <- p - lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps). ``lr`` and ``beta1`` are
+    floats or per-member (B, 1, 1) tensors.
+    """
+    c2 = math.sqrt(1 - beta2**t)
+    if isinstance(lr, Tensor) or isinstance(beta1, Tensor):
+        b1 = beta1 if isinstance(beta1, Tensor) else torch.tensor(beta1).to(params[0])
+        scale = -lr / (1 - b1.pow(t))
+        for p, mi, vi, g in zip(params, m, v, grads, strict=True):
+            mi.lerp_(g, 1 - b1)
+            vi.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = vi.sqrt().div_(c2).add_(eps)
+            p.addcmul_(mi / denom, scale)
+        return
+    m, v, grads = list(m), list(v), list(grads)
+    lr, beta1 = float(lr), float(beta1)
+    torch._foreach_lerp_(m, grads, 1 - beta1)
+    torch._foreach_mul_(v, beta2)
+    torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+    roots = list(torch._foreach_sqrt(v))
+    torch._foreach_div_(roots, c2)
+    torch._foreach_add_(roots, eps)
+    torch._foreach_addcdiv_(list(params), m, roots, value=-lr / (1 - beta1**t))
 
 
 def relative_gap(loss: float, optimal: float) -> float:
@@ -40,23 +114,6 @@ def relative_gap(loss: float, optimal: float) -> float:
     if not math.isfinite(optimal) or optimal <= 0:
         return math.nan
     return (loss - optimal) / optimal
-
-
-def stalled(
-    losses: Sequence[float], optimal: float, steps: int, recipe: Recipe, record_every: int
-) -> bool:
-    """The robust recipe's stall test (theory §8) on one start's on-grid ``losses``.
-
-    True when the start ran at least ``recipe.stall_steps`` steps, its relative gap to L* is
-    above ``recipe.stall_gap`` and its excess loss over L* fell by less than 10 % over the last
-    ``stall_steps`` steps.
-    """
-    if steps < recipe.stall_steps or not losses:
-        return False
-    if not relative_gap(losses[-1], optimal) > recipe.stall_gap:
-        return False
-    window = max(1, recipe.stall_steps // record_every)
-    return not excess_falling(list(losses), optimal, window, by=0.1)
 
 
 def shape_key(config: DUFMConfig, recipe: Recipe | None = None) -> tuple:
@@ -96,6 +153,9 @@ class BatchedTrainer:
             one per configuration.
         models: start from these models' current matrices instead (one per configuration);
             the trainer's B = 1 case.
+        train_H1: False holds H1 fixed (frozen features: the real-network recovery test's
+            head on given features): H1 gets no update and no optimiser state, its
+            regulariser (lambda_H/2)||H1||^2 stays in the loss.
 
     The initial parameters are those of ``DUFM(config, init)`` for each configuration (or of
     ``models``), so a batch of B reproduces B single :class:`Trainer` runs with the same recipes
@@ -111,6 +171,7 @@ class BatchedTrainer:
         record_every: int = 10,
         inits: str | Sequence[str] = "random",
         models: Sequence[DUFM] | None = None,
+        train_H1: bool = True,
     ) -> None:
         configs = list(configs)
         if not configs:
@@ -144,7 +205,7 @@ class BatchedTrainer:
         self.N = first.N
         self.activation = first.activation
         self.loss_kind = first.loss
-        dtype = DTYPES[first.dtype]
+        dtype = torch_dtype(first.dtype)
         device = torch.device(first.device)
         self.dtype, self.device = dtype, device
 
@@ -173,7 +234,7 @@ class BatchedTrainer:
         self.lambdas: list[Tensor] = [_col([c.lambda_H for c in configs], dtype, device)]
         for l in range(self.L):
             self.lambdas.append(_col([c.lambda_Ws[l] for c in configs], dtype, device))
-        self.optimal = [theory.optimal_loss(c) for c in configs]
+        self.optimal = [theory.optimum(c).loss for c in configs]  # once per config (cached)
 
         self.lr = [float(r.lr) for r in recipes]
         self.momentum = [float(r.momentum) for r in recipes]
@@ -184,8 +245,12 @@ class BatchedTrainer:
         self.seconds = 0.0
         self._lr_t = _col(self.lr, dtype, device)
         self._mom_t = _col(self.momentum, dtype, device)
-        self._buf = [torch.zeros_like(p) for p in self.params]
-        self._sq = [torch.zeros_like(p) for p in self.params] if self.optimizer == "adam" else []
+        self.train_H1 = bool(train_H1)
+        self._first = 0 if self.train_H1 else 1  # index of the first trained matrix
+        self._trainable = self.params[self._first :]
+        self._buf = [torch.zeros_like(p) for p in self._trainable]
+        adam = self.optimizer == "adam"
+        self._sq = [torch.zeros_like(p) for p in self._trainable] if adam else []
         self._good = [p.clone() for p in self.params]
         self._cache: tuple[list[Tensor], Tensor] | None = None
         self.terms: list[dict[str, float]] = [{} for _ in range(self.B)]
@@ -195,39 +260,23 @@ class BatchedTrainer:
     # ------------------------------------------------------------------ gradients
     def _forward(self) -> tuple[list[Tensor], Tensor]:
         """Post-activations [H_1..H_L] and the output Z of every configuration."""
-        posts = [self.params[0]]
-        X = self.params[0]
-        relu = self.activation == "relu"
-        for W in self.params[1:-1]:
-            X = torch.bmm(W, X)
-            if relu:
-                X = X.relu_()  # equals Trainer's P * (P > 0) up to the sign of zeros
-            posts.append(X)
-        return posts, torch.bmm(self.params[-1], X)
+        return batched_forward(self.params, self.activation)
 
-    def _gradients(self) -> list[Tensor]:
-        """The batched version of :func:`~dnc_interactive.model.loss_and_grad`.
-
-        The ReLU backward ``G * (P > 0)`` is aten's fused ``threshold_backward(G, H, 0)``
-        (same values; one vectorised pass instead of a mask, its promotion and a product).
-        """
+    def _gradients(self) -> list[Tensor | None]:
+        """:func:`~dnc_interactive.model.batched_gradients` at the current parameters (the
+        forward pass of the last check reused when it is still valid)."""
         cached, self._cache = self._cache, None
         posts, Z = cached if cached is not None else self._forward()
-        N = self.N
-        if self.loss_kind == "mse":
-            G = (Z - self.Y) / N
-        else:
-            G = (torch.softmax(Z, dim=1) - self.Y) / N
-        grads: list[Tensor] = [None] * (self.L + 1)  # type: ignore[list-item]
-        relu = self.activation == "relu"
-        for l in range(self.L, 0, -1):
-            W = self.params[l]
-            grads[l] = (W * self.lambdas[l]).baddbmm_(G, posts[l - 1].transpose(1, 2))
-            G = torch.bmm(W.transpose(1, 2), G)
-            if l > 1 and relu:
-                G = torch.ops.aten.threshold_backward(G, posts[l - 1], 0)
-        grads[0] = G.addcmul_(self.params[0], self.lambdas[0])  # G is a fresh tensor here
-        return grads
+        return batched_gradients(
+            self.params,
+            self.lambdas,
+            self.Y,
+            posts,
+            Z,
+            self.activation,
+            self.loss_kind,
+            train_H1=self.train_H1,
+        )
 
     @torch.no_grad()
     def loss_terms(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -255,30 +304,20 @@ class BatchedTrainer:
     # ------------------------------------------------------------------ stepping
     @torch.no_grad()
     def _advance(self, n: int) -> None:
-        params, buf = self.params, self._buf
+        params, first = self._trainable, self._first
         if self.optimizer == "gd":
-            neg_lr, mom = -self._lr_t, self._mom_t
             for _ in range(n):
-                grads = self._gradients()
-                for i, g in enumerate(grads):
-                    g.addcmul_(buf[i], mom)  # the new buffer g + mom * b, in g's fresh memory
-                    buf[i] = g
-                    params[i].addcmul_(g, neg_lr)  # p <- p - lr * b
+                grads = cast(list[Tensor], self._gradients()[first:])
+                heavy_ball_update(params, self._buf, grads, self._lr_t, self._mom_t)
                 self.steps += 1
             return
-        sq = self._sq
-        b1 = self._mom_t
         for _ in range(n):
-            grads = self._gradients()
+            grads = cast(list[Tensor], self._gradients()[first:])
             self.steps += 1
-            c1 = 1 - b1.pow(self.steps)
-            c2 = 1 - 0.999**self.steps
-            scale = -self._lr_t / c1
-            for p, m, v, g in zip(params, buf, sq, grads, strict=True):
-                m.lerp_(g, 1 - b1)
-                v.mul_(0.999).addcmul_(g, g, value=1 - 0.999)
-                denom = v.sqrt().div_(math.sqrt(c2)).add_(1e-8)
-                p.addcmul_(m / denom, scale)
+            lr, b1 = self._lr_t, self._mom_t
+            adam_update(
+                params, self._buf, self._sq, grads, lr, b1, ADAM_BETA2, ADAM_EPS, self.steps
+            )
 
     def step(self, n: int = 1) -> BatchedTrainer:
         """Advance ``n`` steps, checking the loss every ``record_every`` steps and at the end."""
@@ -397,7 +436,7 @@ class BatchedTrainer:
         self.configs[b] = config
         for lam, value in zip(self.lambdas, (config.lambda_H, *config.lambda_Ws), strict=True):
             lam[b] = value
-        self.optimal[b] = theory.optimal_loss(config)
+        self.optimal[b] = theory.optimum(config).loss
         self.load(b, [fresh.H1.data, *[W.data for W in fresh.W]], recipe)
 
     @torch.no_grad()
@@ -461,101 +500,15 @@ class BatchedTrainer:
         }
 
 
-class Race:
-    """The robust recipe's fallback phase (theory §8): fallback starts raced in one batch.
+if TYPE_CHECKING:
+    from dnc_interactive.race import Race as Race
+    from dnc_interactive.race import stalled as stalled
 
-    ``recipe.race_size`` of ``recipe.fallback_starts()`` are trained side by side by one
-    :class:`BatchedTrainer`; a member that stalls (:func:`stalled`) or diverges is replaced by
-    the next start while any is left. The *leader* is the member with the lowest loss now.
 
-    Args:
-        config: the configuration (each start applies its seed offset and H1 scale).
-        recipe: the recipe whose fallback starts are raced (its ``restarts`` > 0).
-        record_every: the check grid (as the trainer's).
-        first_index: the start index (``recipe.starts()[index]``) of the first fallback.
-    """
+def __getattr__(name: str) -> Any:
+    """``Race`` and ``stalled`` moved to :mod:`dnc_interactive.race`; still importable here."""
+    if name in ("Race", "stalled"):
+        from dnc_interactive import race
 
-    def __init__(
-        self, config: DUFMConfig, recipe: Recipe, *, record_every: int = 10, first_index: int = 1
-    ) -> None:
-        starts = list(recipe.fallback_starts())
-        if not starts:
-            raise ValueError(
-                f"recipe.restarts={recipe.restarts} is not valid for a race: expected >= 1"
-            )
-        self.config, self.recipe, self.record_every = config, recipe, record_every
-        self._starts: list[Start] = starts
-        self._first_index = first_index
-        B = min(recipe.race_size, len(starts))
-        self.bt = BatchedTrainer(
-            [s.config_for(config) for s in starts[:B]],
-            [s.recipe_for(recipe) for s in starts[:B]],
-            record_every=record_every,
-            inits=[s.init for s in starts[:B]],
-        )
-        self.member_start = [first_index + i for i in range(B)]  # start index of each member
-        self._began = [0] * B  # bt.steps at which each member began
-        self._losses: list[list[float]] = [[v] for v in self.bt.losses[-1]]
-        self._next = B
-        self.optimal = self.bt.optimal[0]
-
-    @property
-    def steps(self) -> int:
-        return self.bt.steps
-
-    def step(self, n: int) -> Race:
-        """Advance every member ``n`` steps, checking (and replacing) on the record grid."""
-        bt, re = self.bt, self.record_every
-        t0 = time.perf_counter()
-        remaining = n
-        while remaining > 0:
-            chunk = min(remaining, re - bt.steps % re)
-            bt._advance(chunk)
-            remaining -= chunk
-            if bt.steps % re == 0:
-                bt._check()
-                self._after_check()
-        bt.seconds += time.perf_counter() - t0
-        return self
-
-    def _after_check(self) -> None:
-        bt = self.bt
-        for b in range(bt.B):
-            loss = bt.terms[b].get("loss", math.nan) if bt.status[b] != "diverged" else math.inf
-            self._losses[b].append(loss)
-            if self._next >= len(self._starts):
-                continue
-            gone = bt.status[b] == "diverged"
-            if gone or stalled(
-                self._losses[b],
-                self.optimal,
-                bt.steps - self._began[b],
-                self.recipe,
-                self.record_every,
-            ):
-                start = self._starts[self._next]
-                bt.reset(
-                    b, start.config_for(self.config), start.recipe_for(self.recipe), start.init
-                )
-                self.member_start[b] = self._first_index + self._next
-                self._began[b] = bt.steps
-                self._losses[b] = [bt.terms[b]["loss"]]
-                self._next += 1
-
-    def leader(self) -> int:
-        """The member with the lowest loss now (diverged members last)."""
-
-        def loss(b: int) -> float:
-            value = self.bt.terms[b].get("loss", math.nan)
-            ok = self.bt.status[b] != "diverged" and math.isfinite(value)
-            return value if ok else math.inf
-
-        return min(range(self.bt.B), key=loss)
-
-    def losses(self, b: int) -> list[float]:
-        """Member ``b``'s on-grid losses since its start began."""
-        return list(self._losses[b])
-
-    def run(self, steps: int) -> Race:
-        """Exactly ``steps`` more steps."""
-        return self.step(steps)
+        return getattr(race, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,6 +37,7 @@ only; it knows nothing of training.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ import torch
 from torch import Tensor
 
 from dnc_interactive.config import DUFMConfig
-from dnc_interactive.model import DTYPES
+from dnc_interactive.model import torch_dtype
 
 OPTIMALITY_PROVEN = "proven (K=2)"
 OPTIMALITY_K2_IMBALANCED = "checked numerically (K=2, imbalanced, theory §6)"
@@ -258,8 +259,11 @@ def optimal_q(config: DUFMConfig) -> tuple[float, ...]:
     At the optimum the class-k output mean is q_k e_k. ``math.nan`` for every class when
     ``config.loss == "ce"`` (the closed form is for the MSE loss only).
     """
-    if config.loss != "mse":
-        return (math.nan,) * config.K
+    return optimum(config).q
+
+
+def _solve_classes(config: DUFMConfig) -> tuple[float, ...]:
+    """q_k = argmin phi_L(.; c_k) per class (MSE only): the one root-finding per config."""
     return tuple(solve_q(c, config.L) for c in effective_c(config))
 
 
@@ -284,10 +288,12 @@ def optimal_loss(config: DUFMConfig) -> float:
     ``math.nan`` when ``config.loss == "ce"``. With some (not all) lambda equal to 0 it is the
     infimum 0, which is not attained.
     """
-    if config.loss != "mse":
-        return math.nan
-    c = effective_c(config)
-    losses = _class_losses(c, optimal_q(config), config.L)
+    return optimum(config).loss
+
+
+def _loss_of(config: DUFMConfig, c: tuple[float, ...], q: tuple[float, ...]) -> float:
+    """sum_k (n_k/N) phi_L(q_k; c_k), the fit term evaluated accurately via r = 1 - q."""
+    losses = _class_losses(c, q, config.L)
     N = config.N
     return sum(n / N * v for n, v in zip(config.class_sizes, losses, strict=True))
 
@@ -399,8 +405,14 @@ def near_threshold(config: DUFMConfig, margin: float = THRESHOLD_BAND) -> bool:
         raise ValueError(f"margin={margin!r} is not valid: expected a finite float > 0")
     if config.loss != "mse":
         return False
-    cs = c_star(config.L)
-    return any(abs(c / cs - 1.0) < margin for c in effective_c(config))
+    if margin == THRESHOLD_BAND:
+        return optimum(config).near_threshold
+    return _near(effective_c(config), config.L, margin)
+
+
+def _near(c: tuple[float, ...], L: int, margin: float) -> bool:
+    cs = c_star(L)
+    return any(abs(ck / cs - 1.0) < margin for ck in c)
 
 
 def threshold_message(config: DUFMConfig, margin: float = THRESHOLD_BAND) -> str | None:
@@ -565,7 +577,22 @@ def _scales(
 
 
 def optimum(config: DUFMConfig) -> Optimum:
-    """Every closed-form quantity of the optimum of ``config`` (theory §2.2, §2.3, §6)."""
+    """Every closed-form quantity of the optimum of ``config`` (theory §2.2, §2.3, §6).
+
+    Evaluated once per configuration: configs are frozen (hashable) and the result is
+    immutable, so the last 256 distinct configs are cached; :func:`optimal_loss`,
+    :func:`optimal_q`, :func:`near_threshold` and the trainers all read this.
+    """
+    return _optimum_cached(config)
+
+
+@functools.lru_cache(maxsize=256)
+def _optimum_cached(config: DUFMConfig) -> Optimum:
+    return _closed_form(config)
+
+
+def _closed_form(config: DUFMConfig) -> Optimum:
+    """The closed-form solve behind :func:`optimum` (uncached; one root-finding per class)."""
     K, L, N = config.K, config.L, config.N
     sizes = config.class_sizes
     if config.loss != "mse":
@@ -593,7 +620,7 @@ def optimum(config: DUFMConfig) -> Optimum:
             attained=False,
         )
     c = effective_c(config)
-    q = optimal_q(config)
+    q = _solve_classes(config)
     tau, a, s, attained = _scales(config, c, q)
     post = []
     b = a
@@ -610,7 +637,7 @@ def optimum(config: DUFMConfig) -> Optimum:
         c=c,
         c_star=c_star(L),
         q=q,
-        loss=optimal_loss(config),
+        loss=_loss_of(config, c, q),
         fit=fit,
         reg=0.5 * (L + 1) * block_value,
         tau=tau,
@@ -619,7 +646,7 @@ def optimum(config: DUFMConfig) -> Optimum:
         singular_values=s,
         post_mean_norms=tuple(post),
         zero_wins=tuple(qk == 0.0 for qk in q),
-        near_threshold=near_threshold(config),
+        near_threshold=_near(c, L, THRESHOLD_BAND),
         optimality=dnc_optimality(config),
         attained=attained,
     )
@@ -685,5 +712,5 @@ def construct_optimum(config: DUFMConfig) -> tuple[Tensor, list[Tensor]]:
         idx = torch.arange(K)
         W[idx, idx] = torch.tensor(opt.singular_values[l], dtype=torch.float64)
         weights.append(W)
-    dtype, device = DTYPES[config.dtype], torch.device(config.device)
+    dtype, device = torch_dtype(config.dtype), torch.device(config.device)
     return H1.to(device=device, dtype=dtype), [W.to(device=device, dtype=dtype) for W in weights]

@@ -41,7 +41,8 @@ from dnc_interactive import diagnosis as _diagnosis
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
-from dnc_interactive.optim import BatchedTrainer, Race, relative_gap, stalled
+from dnc_interactive.optim import BatchedTrainer, relative_gap
+from dnc_interactive.race import Race, stalled
 from dnc_interactive.recipes import (
     FALLBACK_STARTS,
     OPTIMIZERS,
@@ -125,6 +126,9 @@ class Trainer(RecordedHistory):
         metrics_every: record the per-layer collapse metrics of theory §3 every this many steps
             (a multiple of ``record_every``; 0 disables them).
         callbacks: functions ``f(trainer, new_rows)`` called after each record.
+        train_H1: False holds the features H1 fixed (a head trained on given features, the
+            real-network recovery test): only W_1..W_L are updated, the regulariser of H1
+            stays in the loss, and no fallback starts are raced (they would re-draw H1).
 
     The history (``trainer.history``) has columns ``step, layer, kind, metric, value``:
     layer 0 / kind "model" holds loss, fit, reg, reg_H, optimal_loss, relative_gap and lr;
@@ -140,6 +144,7 @@ class Trainer(RecordedHistory):
         record_every: int = 10,
         metrics_every: int = 50,
         callbacks: Sequence[Callback] = (),
+        train_H1: bool = True,
         **recipe_overrides: Any,
     ) -> None:
         if model is None or isinstance(model, DUFMConfig):
@@ -168,9 +173,11 @@ class Trainer(RecordedHistory):
         self.record_every = record_every
         self.metrics_every = metrics_every
         self.callbacks: list[Callback] = list(callbacks)
-        self.optimal_loss: float = theory.optimal_loss(self.config)
-        self.near_threshold: bool = theory.near_threshold(self.config)
-        self._trivial_optimum = all(q == 0.0 for q in theory.optimal_q(self.config))
+        optimum = theory.optimum(self.config)  # the closed form, once per config (cached)
+        self.optimal_loss: float = optimum.loss
+        self.near_threshold: bool = optimum.near_threshold
+        self._trivial_optimum = all(q == 0.0 for q in optimum.q)
+        self.train_H1 = bool(train_H1)
         self.steps = 0
         self._start: Start = recipe.first_start()
         self.attempt = 0  # index into recipe.starts() of the start being trained
@@ -184,7 +191,7 @@ class Trainer(RecordedHistory):
         self._init_history()
         # the optimisation core, B = 1: the model's parameters become views of its batch
         self._core = BatchedTrainer(
-            [self.config], [recipe], record_every=record_every, models=[model]
+            [self.config], [recipe], record_every=record_every, models=[model], train_H1=train_H1
         )
         for param, batch in zip([model.H1, *model.W], self._core.params, strict=True):
             param.data = batch[0]
@@ -495,6 +502,8 @@ class Trainer(RecordedHistory):
     def _stalled(self) -> bool:
         """The first start plateaued above L* and the recipe has fallback starts to race."""
         if self.attempt != 0 or self._race is not None or not self.recipe.fallback_starts():
+            return False
+        if not self.train_H1:  # a fallback start would re-draw the fixed features
             return False
         steps = self.steps - self._attempt_step
         return stalled(self._losses, self.optimal_loss, steps, self.recipe, self.record_every)

@@ -7,17 +7,21 @@ first phase). The objective is the one of :mod:`.experiment` (theory §1.2, §4.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 import torch
 from torch import Tensor
 
-from dnc_interactive import metrics, theory
+from dnc_interactive import metrics
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
+from dnc_interactive.optim import adam_update, heavy_ball_update
 from dnc_interactive.realnets.config import RealNetConfig
-from dnc_interactive.training import HISTORY_COLUMNS, relative_gap
+from dnc_interactive.recipes import Recipe
+from dnc_interactive.schema import HISTORY_COLUMNS
+from dnc_interactive.training import Trainer
 
 if TYPE_CHECKING:
     from dnc_interactive.realnets.experiment import RealNetExperiment
@@ -27,14 +31,21 @@ __all__ = ["Row", "backbone_reg", "lr_at", "train_epoch", "train_head_on_feature
 #: One tidy history row: (step, layer, kind, metric, value).
 Row = tuple[int, int, str, str, float]
 
+#: The head trainer's momentum boost threshold (relative gap to L*) and its adaptive momentum
+#: restart (measured on the recovery test: the same figures on or off; off, as the loop it
+#: replaced).
+HEAD_BOOST_GAP = 0.1
+HEAD_MOMENTUM_RESTART = False
+
 
 class _Optimizer:
-    """Adam or heavy-ball SGD with coupled L2 weight decay, on ``torch._foreach`` ops.
+    """Adam or heavy-ball SGD ("gd") with coupled L2 weight decay.
 
-    The same updates as ``torch.optim.Adam`` / ``torch.optim.SGD`` (no dampening, no Nesterov)
-    with a per-parameter ``weight_decay`` added to the gradient. Written out because the first
-    use of ``torch.optim`` imports ``torch._dynamo``, which takes several seconds: more than a
-    whole small run.
+    The update rules of :mod:`dnc_interactive.optim` (:func:`~dnc_interactive.optim.adam_update`,
+    :func:`~dnc_interactive.optim.heavy_ball_update`: those of ``torch.optim.Adam`` /
+    ``torch.optim.SGD``, no dampening, no Nesterov) with a per-parameter ``weight_decay`` added
+    to the gradient. Not ``torch.optim``: its first use imports ``torch._dynamo``, which takes
+    several seconds, more than a whole small run.
     """
 
     def __init__(
@@ -61,19 +72,12 @@ class _Optimizer:
             g = p.grad if p.grad is not None else torch.zeros_like(p)
             grads.append(g.add(p, alpha=wd) if wd else g)
         self.t += 1
-        if self.kind == "sgd":
-            torch._foreach_mul_(self.m, self.momentum)
-            torch._foreach_add_(self.m, grads)
-            torch._foreach_add_(self.params, self.m, alpha=-lr)
+        if self.kind in ("gd", "sgd"):
+            heavy_ball_update(self.params, self.m, grads, lr, self.momentum)
             return
-        b1, b2 = self.momentum, self.beta2
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.m, denom, value=-lr / (1 - b1**self.t))
+        adam_update(
+            self.params, self.m, self.v, grads, lr, self.momentum, self.beta2, self.eps, self.t
+        )
 
 
 def lr_at(config: RealNetConfig, step: int, total_steps: int) -> float:
@@ -151,18 +155,17 @@ def train_head_on_features(
     ``DUFM(config)`` (seeded by ``config.seed``). Full-batch heavy-ball gradient descent in
     float64: learning rate ``lr``, heavy-ball ``momentum`` (raised to ``momentum_boost``, if
     given, once the relative gap to L* is below 0.1; with H1 fixed a constant 0.9 converged
-    to machine precision in ~2 000 steps where a boost to 0.99 stalled near 1e-7); gradients
-    from the hand-written backward pass
-    :func:`~dnc_interactive.model.loss_and_grad`. A non-finite loss restores the last good
-    weights and halves the learning rate (up to ``max_retries`` times, then it stops).
+    to machine precision in ~2 000 steps where a boost to 0.99 stalled near 1e-7). This is a
+    :class:`~dnc_interactive.training.Trainer` with ``train_H1=False`` and a one-start
+    :class:`~dnc_interactive.recipes.Recipe` (no restarts): the core's hand-written backward
+    pass, its update rule and its guard (a diverging loss restores the last good weights and
+    halves the learning rate, up to ``max_retries`` times, then it stops).
 
     Returns:
         (model, history): the DUFM (H1 = the features, W = the trained head) and a tidy
         history in the trainer's schema (layer 0 / kind "model" loss terms every
         ``record_every`` steps; the per-layer metrics of the final head at the last step).
     """
-    from dnc_interactive.model import loss_and_grad
-
     cfg = config.replace(dtype="float64", device=str(H1.device))
     model = DUFM(cfg)
     if tuple(H1.shape) != tuple(model.H1.shape):
@@ -170,70 +173,25 @@ def train_head_on_features(
     model.H1.requires_grad_(False)
     with torch.no_grad():
         model.H1.copy_(H1)
-    optimal = theory.optimal_loss(cfg)
-    params = [W.data for W in model.W]
-    buf = [torch.zeros_like(p) for p in params]
-    good = [p.clone() for p in params]
-    mom, retries = momentum, 0
-    rows: list[Row] = []
-
-    def record(step: int) -> float:
-        with torch.no_grad():
-            terms = model.loss()
-        loss = float(terms.total)
-        gap = relative_gap(loss, optimal)
-        rows.extend(
-            [
-                (step, 0, "model", "loss", loss),
-                (step, 0, "model", "fit", float(terms.fit)),
-                (step, 0, "model", "reg", float(terms.reg)),
-                (step, 0, "model", "reg_H", float(terms.reg_H)),
-                (step, 0, "model", "optimal_loss", optimal),
-                (step, 0, "model", "relative_gap", gap),
-                (step, 0, "model", "lr", lr),
-            ]
-        )
-        return loss
-
-    record(0)
-    step = 0
-    with torch.no_grad():
-        while step < steps:
-            _, _, grads = loss_and_grad(
-                model.H1,
-                params,
-                model.Y,
-                model.labels,
-                cfg.lambda_H,
-                cfg.lambda_Ws,
-                cfg.activation,
-                cfg.loss,
-            )
-            torch._foreach_mul_(buf, mom)
-            torch._foreach_add_(buf, grads)
-            torch._foreach_add_(params, buf, alpha=-lr)
-            step += 1
-            if step % record_every == 0 or step == steps:
-                loss = record(step)
-                if not math.isfinite(loss):
-                    del rows[-7:]
-                    for p, g in zip(params, good, strict=True):
-                        p.copy_(g)
-                    if retries >= max_retries:
-                        break
-                    retries += 1
-                    lr /= 2
-                    mom = momentum
-                    for b in buf:
-                        b.zero_()
-                    continue
-                for p, g in zip(params, good, strict=True):
-                    g.copy_(p)
-                if momentum_boost and mom < momentum_boost and relative_gap(loss, optimal) < 0.1:
-                    mom = momentum_boost
-    final = rows[-7][0]
-    rows += [
-        (final, layer, kind, name, float(v))
+    recipe = Recipe(
+        optimizer="gd",
+        lr=lr,
+        momentum=momentum,
+        momentum_boost=momentum_boost,
+        boost_gap=HEAD_BOOST_GAP,
+        momentum_restart=HEAD_MOMENTUM_RESTART,
+        max_retries=max_retries,
+        restarts=0,
+    )
+    trainer = Trainer(model, recipe, record_every=record_every, metrics_every=0, train_H1=False)
+    with warnings.catch_warnings():  # a diverged head ends the phase; the result says so
+        warnings.simplefilter("ignore", RuntimeWarning)
+        trainer.run(steps)
+    final = [
+        (trainer.steps, layer, kind, name, float(v))
         for layer, kind, name, v in metrics.layer_metric_rows(model)
     ]
-    return model, pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+    history = pd.concat(
+        [trainer.history, pd.DataFrame(final, columns=list(HISTORY_COLUMNS))], ignore_index=True
+    )
+    return model, history

@@ -17,8 +17,9 @@ import torch
 from dnc_interactive import lowrank, metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
-from dnc_interactive.optim import BatchedTrainer, Race, shape_key
-from dnc_interactive.optim import stalled as _stall_test
+from dnc_interactive.optim import BatchedTrainer, shape_key
+from dnc_interactive.race import Race
+from dnc_interactive.race import stalled as _stall_test
 from dnc_interactive.sweeps.grid import RECIPE_FIELDS
 from dnc_interactive.training import Recipe, Trainer, relative_gap
 
