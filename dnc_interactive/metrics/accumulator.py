@@ -14,13 +14,7 @@ from torch import Tensor
 from dnc_interactive.metrics._checks import _check_tolerance, _check_xy
 from dnc_interactive.metrics._scaling import _pow2_scale, _unit
 from dnc_interactive.metrics.class_distance import _cdnv_core, _cdnv_summary
-from dnc_interactive.metrics.geometry import (
-    _coherence_core,
-    _equinorm_core,
-    _nc2_etf_core,
-    _nc2_general_orth_core,
-    _nc2_orth_core,
-)
+from dnc_interactive.metrics.geometry import _centred_cores, _nc2_general_orth_core, _nc2_orth_core
 from dnc_interactive.metrics.means import _centre
 from dnc_interactive.metrics.names import F64, FEATURE_METRICS, NC1_RCOND, RANK_RTOL
 from dnc_interactive.metrics.spectrum import _rank_core
@@ -176,9 +170,7 @@ class CollapseAccumulator:
                 nc1["nc1"],
                 _trace_ratio_core(torch.trace(Sw), s.pow(2).sum() / K),
                 _nc2_orth_core(M),
-                _nc2_etf_core(Mbu),
-                _equinorm_core(Mbu),
-                _coherence_core(Mbu),
+                *_centred_cores(Mbu).values(),
                 _rank_core(sM, RANK_RTOL).to(F64),
                 torch.linalg.vector_norm(M, dim=0).mean() * c,
                 *(nc1[k] for k in _DETAIL_KEYS[1:4]),

@@ -17,13 +17,7 @@ from torch import Tensor
 from dnc_interactive.metrics._checks import _check_tolerance, _check_xy
 from dnc_interactive.metrics._scaling import _pow2_scale, _same, _unit
 from dnc_interactive.metrics.class_distance import _cdnv_core, _cdnv_summary, _class_variances
-from dnc_interactive.metrics.geometry import (
-    _coherence_core,
-    _equinorm_core,
-    _nc2_etf_core,
-    _nc2_general_orth_core,
-    _nc2_orth_core,
-)
+from dnc_interactive.metrics.geometry import _centred_cores, _nc2_general_orth_core, _nc2_orth_core
 from dnc_interactive.metrics.means import _centre, _mean_operator, _onehot_rows
 from dnc_interactive.metrics.names import F64, NC1_RCOND, RANK_RTOL
 from dnc_interactive.metrics.spectrum import _rank_core
@@ -89,9 +83,7 @@ def _feature_cores(
         **_nc1_core(s, quad, rcond, rmax, details),
         "nc1_trace": _trace_ratio_core(R.pow(2).sum((-2, -1)) / N, s.pow(2).sum(-1) / K),
         "nc2_orth": _nc2_orth_core(unit(M)),
-        "nc2_etf": _nc2_etf_core(Mbu),
-        "equinorm": _equinorm_core(Mbu),
-        "coherence": _coherence_core(Mbu),
+        **_centred_cores(Mbu),
         "rank": _rank_core(sM, rtol).to(F64),
         "mean_norm": torch.linalg.vector_norm(M, dim=-2).mean(-1) * scale[..., 0, 0],
     }

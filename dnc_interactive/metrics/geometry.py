@@ -55,6 +55,15 @@ def _coherence_core(Mbar: Tensor) -> Tensor:
     return ((cos + 1.0 / (K - 1)).abs() * off).sum((-2, -1)) / (K * (K - 1))
 
 
+def _centred_cores(Mbar: Tensor) -> dict[str, Tensor]:
+    """``nc2_etf``, ``equinorm`` and ``coherence`` of the (scaled) centred means, in that order."""
+    return {
+        "nc2_etf": _nc2_etf_core(Mbar),
+        "equinorm": _equinorm_core(Mbar),
+        "coherence": _coherence_core(Mbar),
+    }
+
+
 def _nc2_general_orth_core(M: Tensor) -> Tensor:
     """sqrt(mean_{c != c'} cos^2(mu_c, mu_c')), cos = 0 next to a zero column; nan for M = 0."""
     K = M.shape[-1]
