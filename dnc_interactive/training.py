@@ -39,6 +39,7 @@ import torch
 
 from dnc_interactive import diagnosis as _diagnosis
 from dnc_interactive import metrics, theory
+from dnc_interactive import schema as _schema
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
 from dnc_interactive.optim import BatchedTrainer, relative_gap
@@ -71,8 +72,10 @@ __all__ = [
     "train",
 ]
 
-HISTORY_COLUMNS = ("step", "layer", "kind", "metric", "value")
-STATUSES = ("ready", "running", "converged", "plateau", "max_steps", "diverged", "stopped")
+#: The columns of the tidy history (:data:`dnc_interactive.schema.HISTORY_COLUMNS`).
+HISTORY_COLUMNS = _schema.HISTORY_COLUMNS
+#: The statuses a Trainer can be in (:data:`dnc_interactive.schema.TRAINER_STATUSES`).
+STATUSES = _schema.TRAINER_STATUSES
 
 Row = tuple[int, int, str, str, float]
 Callback = Callable[["Trainer", list[Row]], Any]

@@ -1,7 +1,7 @@
 """Shared pieces of the chart builders: theme constants, titles, validation and cleaning.
 
-Everything here works on pandas objects only; nothing imports torch or the rest of the
-package.
+Everything here works on pandas objects only; nothing imports torch. The metric titles and
+log/linear scales come from the package's torch-free vocabulary, :mod:`dnc_interactive.schema`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 import altair as alt
 import numpy as np
 import pandas as pd
+
+from dnc_interactive import schema as _schema
 
 #: Values at or below this floor are drawn at the floor on log scales.
 LOG_FLOOR: float = 1e-16
@@ -45,46 +47,26 @@ KIND_DASH: dict[str, list[float]] = {
     "model": [1, 0],
 }
 
-#: Readable panel titles with the paper's symbols, keyed by metric name.
-METRIC_TITLES: dict[str, str] = {
-    "loss": "loss L",
-    "fit": "fit (1/2N)‖Z − Y‖²_F",
-    "reg": "regulariser",
-    "reg_H": "feature regulariser (λ_H/2)‖H₁‖²_F",
-    "optimal_loss": "optimal loss L*",
-    "relative_gap": "relative gap (L − L*)/L*",
-    "lr": "learning rate",
-    "nc1": "DNC1: tr(Σ_W Σ_B⁺)/K",
-    "nc1_trace": "DNC1′: tr(Σ_W)/tr(Σ_B)",
-    "nc2_orth": "DNC2: ‖MᵀM/‖MᵀM‖_F − I_K/√K‖_F",
-    "nc2_etf": "DNC2 (ETF): ‖M̄ᵀM̄/‖M̄ᵀM̄‖_F − (I − 11ᵀ/K)/√(K−1)‖_F",
-    "equinorm": "equinorm: std‖μ_c − μ_G‖ / mean‖μ_c − μ_G‖",
-    "coherence": "coherence: mean |cos(μ_c, μ_c′) + 1/(K−1)|",
-    "rank": "numerical rank #{σ_i > 10⁻³ σ_max}",
-    "mean_norm": "mean class-mean norm ‖μ_c‖",
-    "nc3": "DNC3: W_l vs span(M_l) (NC3 self-duality at l = L)",
-    "nc4": "NC4: NCC mismatch",
-}
+#: Readable panel titles with the paper's symbols, keyed by metric name (from the metric
+#: registry, :data:`dnc_interactive.schema.METRICS`).
+METRIC_TITLES: dict[str, str] = dict(_schema.METRIC_TITLES)
 
 #: Metrics drawn on a linear y scale (counts and fractions, often exactly 0 at collapse);
-#: the output scales ``q_k`` are linear too (see :func:`is_linear_metric`).
-LINEAR_METRICS: frozenset[str] = frozenset({"rank", "nc4"})
+#: the output scales ``q_k`` are linear too (see :func:`is_linear_metric`). From the registry.
+LINEAR_METRICS: frozenset[str] = _schema.LINEAR_METRICS
 
-HISTORY_COLUMNS: tuple[str, ...] = ("step", "layer", "kind", "metric", "value")
+HISTORY_COLUMNS: tuple[str, ...] = _schema.HISTORY_COLUMNS
 
 
 def metric_title(metric: str) -> str:
     """Return the readable title of ``metric`` (``q_k`` included), or the name itself."""
-    if metric in METRIC_TITLES:
-        return METRIC_TITLES[metric]
-    if metric.startswith("q_") and metric[2:].isdigit():
-        return f"output scale q_{metric[2:]}"
-    return metric
+    return _schema.metric_title(metric)
 
 
 def is_linear_metric(metric: str) -> bool:
     """Whether ``metric`` is drawn on a linear scale (rank, NC4, output scales q_k)."""
-    return metric in LINEAR_METRICS or (metric.startswith("q_") and metric[2:].isdigit())
+    info = _schema.metric_info(metric)
+    return info is not None and not info.log_scale and info.kinds != ("model",)
 
 
 def require_frame(frame: object, name: str, columns: Iterable[str]) -> pd.DataFrame:

@@ -3,7 +3,8 @@ the solutions against lambda, the probability of DNC against the width, and L_SR
 
 Pure functions from the tidy frames of :mod:`dnc_interactive.sweeps` /
 :mod:`dnc_interactive.lowrank` to altair charts; like the rest of the charts package they
-know only DataFrames (no torch, nothing else of dnc_interactive). The heat maps reuse
+know only DataFrames (no torch; of the package only the vocabulary :mod:`dnc_interactive.schema`,
+for the metric titles). The heat maps reuse
 :func:`~dnc_interactive.charts.sweep.phase_diagram` and
 :func:`~dnc_interactive.charts.sweep.side_by_side`.
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 import pandas as pd
+
+from dnc_interactive.schema import METRICS
 
 from ._common import LAYER_SCHEME, PANEL_HEIGHT, PANEL_WIDTH, finite_values, require_frame
 from .sweep import phase_diagram, side_by_side
@@ -46,6 +49,9 @@ _TITLES = {
     "relative_gap": "(L − L_DNC) / L_DNC",
     "rank": "solution rank",
     "optimal_loss": "L_DNC",
+    # metric columns: the registry's titles (dnc_interactive.schema.METRICS)
+    **{m: METRICS[m].title for m in ("nc1_trace", "nc2_orth", "nc3")},
+    "nc1": METRICS["nc1_trace"].title,  # the deprecated alias of nc1_trace
 }
 
 

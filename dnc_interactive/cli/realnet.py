@@ -18,12 +18,13 @@ from dnc_interactive.cli import common
 from dnc_interactive.cli.common import fmt_number as _fmt
 
 if TYPE_CHECKING:  # torch: imported when realnet is used, not when the CLI parses others
-    from dnc_interactive.realnets.experiment import RealNetConfig, RealNetExperiment
+    from dnc_interactive.realnets.config import RealNetConfig
+    from dnc_interactive.realnets.experiment import RealNetExperiment
 
 
 def _flag_of_field() -> dict[str, str]:
     """RealNetConfig field -> command-line flag, so validation errors can name the flag."""
-    from dnc_interactive.realnets.experiment import RealNetConfig
+    from dnc_interactive.realnets.config import RealNetConfig
 
     return {
         f.name: "--" + f.name.replace("_", "-").lower() for f in dataclasses.fields(RealNetConfig)
@@ -76,8 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_flags(p: argparse.ArgumentParser) -> None:
     from dnc_interactive.realnets import data as data_mod
-    from dnc_interactive.realnets.backbones import BACKBONES
-    from dnc_interactive.realnets.experiment import (
+    from dnc_interactive.realnets.config import (  # torch-free: --help needs no torch
+        BACKBONES,
         OPTIMIZERS,
         PRESETS,
         SCHEDULES,
@@ -109,7 +110,7 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
         "--download",
         action="store_true",
         default=None,
-        help="fetch missing raw files with torchvision (network needed)",
+        help="fetch missing raw files (the [vision] extra; network needed)",
     )
     g.add_argument("--mnist1d-samples", type=int, help=f"default {d.mnist1d_samples}")
     g.add_argument(
@@ -161,7 +162,7 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=1,
-        help="torch CPU threads (default 1: the small models run fastest single-threaded, and "
+        help="CPU threads (default 1: the small models run fastest single-threaded, and "
         "a second thread on a busy 2-core machine slowed the digits run up to 10x; raise it for "
         "ResNet-20 on a CPU)",
     )
@@ -220,7 +221,7 @@ _ARG_FIELDS = {
 def config_from_args(args: argparse.Namespace) -> RealNetConfig:
     """The preset with the given flags applied; a ValueError becomes a UsageError naming the
     flag."""
-    from dnc_interactive.realnets.experiment import preset
+    from dnc_interactive.realnets.config import preset
 
     changes = {}
     for attr, field in _ARG_FIELDS.items():

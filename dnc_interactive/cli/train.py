@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dnc_interactive import schema
 from dnc_interactive.cli import common
 from dnc_interactive.cli.common import fmt_number as _fmt
 from dnc_interactive.validation import LEARNING_RATE, MOMENTUM, Int, ParameterError, Real
@@ -16,6 +17,15 @@ if TYPE_CHECKING:  # imported in the handlers: parsing arguments imports no torc
     from dnc_interactive.training import Trainer
 
 DEFAULT_TOL = 1e-6
+
+#: The per-layer metrics of the report (post-activation; ``pre`` repeats them): every
+#: standard layer metric of the registry that has a collapse criterion (theory §3).
+LAYER_METRICS: tuple[str, ...] = tuple(
+    m.name
+    for m in schema.METRICS.values()
+    if not (m.extended or m.per_class or m.collapsed_when == "-")
+    and set(m.kinds) & {"pre", "post", "weight"}
+)
 DEFAULT_MAX_STEPS = 20_000
 
 
@@ -168,16 +178,7 @@ def run(args: argparse.Namespace) -> int:
         entry: dict[str, object] = {"layer": int(layer)}
         for kind in ("post", "pre"):
             r = rows.loc[kind]
-            vals = {
-                "nc1": r["nc1"],
-                "nc1_trace": r["nc1_trace"],
-                "nc2_orth": r["nc2_orth"],
-                "nc2_etf": r["nc2_etf"],
-                "equinorm": r["equinorm"],
-                "coherence": r["coherence"],
-                "nc3": r["nc3"],
-                "rank": int(r["rank"]),
-            }
+            vals = {m: int(r[m]) if m == "rank" else r[m] for m in LAYER_METRICS}
             if kind == "post":
                 entry.update(vals)
             else:

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Backbone names accepted by :func:`build_backbone`.
-BACKBONES: tuple[str, ...] = ("mlp", "cnn", "resnet20")
+#: Backbone names accepted by :func:`build_backbone` (defined with the configuration).
+from dnc_interactive.realnets.config import BACKBONES
 
 
 class MLPBackbone(nn.Module):

@@ -10,14 +10,13 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from dnc_interactive.config import RULES as DUFM_RULES
 from dnc_interactive.realnets import data as data_mod
-from dnc_interactive.realnets.backbones import BACKBONES
+from dnc_interactive.schema import canonical_optimizer
 from dnc_interactive.validation import (
     LEARNING_RATE,
     MOMENTUM,
@@ -45,9 +44,27 @@ __all__ = [
     "resolve_device",
 ]
 
-OPTIMIZERS = ("adam", "sgd")
+#: The optimisers, spelt as everywhere (:data:`dnc_interactive.schema.OPTIMIZERS`): "adam" and
+#: "gd" (heavy-ball SGD with ``momentum``); the old spelling "sgd" is accepted and becomes "gd".
+OPTIMIZERS = ("adam", "gd")
 SCHEDULES = ("cosine", "constant")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: The backbones (:mod:`dnc_interactive.realnets.backbones` builds them); named here so that
+#: the configuration and the command line's help need no torch.
+BACKBONES: tuple[str, ...] = ("mlp", "cnn", "resnet20")
+
+
+if TYPE_CHECKING:
+    from dnc_interactive.model import DTYPES
+
+
+def __getattr__(name: str) -> Any:
+    """``DTYPES`` (dtype name -> torch dtype) imports torch only when asked for."""
+    if name == "DTYPES":
+        from dnc_interactive.model import DTYPES
+
+        return DTYPES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_int(v: Any) -> bool:
@@ -125,6 +142,8 @@ _OTHER_RULES = {k: r for k, r in RULES.items() if k not in _DATA_RULES}
 def resolve_device(device: str) -> str:
     """ "auto" -> "cuda" when a GPU is available, else "cpu"; other strings unchanged."""
     if device == "auto":
+        import torch
+
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
 
@@ -151,7 +170,8 @@ class RealNetConfig:
         lambda_H: lambda_{H_1} >= 0 on (lambda_H/2) ||H1||_F^2 (full-data sum: :mod:`.experiment`).
         lambda_W: lambda_{W_l} >= 0, one value or one per head weight matrix.
         weight_decay: >= 0, (weight_decay/2) ||theta||^2 on every backbone parameter.
-        optimizer: "adam" (default) or "sgd" (heavy-ball with ``momentum``).
+        optimizer: "adam" (default) or "gd" (heavy-ball SGD with ``momentum``; "sgd" is
+            accepted as an alias and stored as "gd").
         lr: learning rate (> 0).
         momentum: SGD momentum, or Adam's beta1, in [0, 1).
         beta2: Adam's second-moment decay in [0, 1). The default 0.95 (not torch's 0.999)
@@ -210,6 +230,7 @@ class RealNetConfig:
         set_ = object.__setattr__
         if isinstance(self.root, os.PathLike):
             set_(self, "root", os.fspath(self.root))
+        set_(self, "optimizer", canonical_optimizer(self.optimizer))  # "sgd" -> "gd"
         values = {name: getattr(self, name) for name in RULES}
         # the data first: the number of classes K sizes samples_per_class
         first = check_fields("RealNetConfig", _DATA_RULES, values)
@@ -341,7 +362,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lambda_H": 5e-6,
         "lambda_W": 5e-3,
         "weight_decay": 5e-3,
-        "optimizer": "sgd",
+        "optimizer": "gd",
         "lr": 0.05,
         "momentum": 0.9,
         "batch_size": 128,

@@ -83,10 +83,9 @@ from torch import Tensor
 
 from dnc_interactive import metrics, theory
 from dnc_interactive.config import DUFMConfig
-from dnc_interactive.model import DUFM
+from dnc_interactive.model import DUFM, torch_dtype
 from dnc_interactive.realnets.backbones import DUFMHead, build_backbone
 from dnc_interactive.realnets.config import (
-    DTYPES,
     OPTIMIZERS,
     PRESETS,
     SCHEDULES,
@@ -111,9 +110,11 @@ from dnc_interactive.realnets.train import (
     train_epoch,
     train_head_on_features,
 )
+from dnc_interactive.schema import REALNET_STATUSES
 from dnc_interactive.training import RecordedHistory, relative_gap
 
-STATUSES = ("ready", "running", "finished", "diverged", "stopped")
+#: The statuses of a run (:data:`dnc_interactive.schema.REALNET_STATUSES`).
+STATUSES = REALNET_STATUSES
 
 Callback = Callable[["RealNetExperiment", list[Row]], Any]
 
@@ -151,7 +152,7 @@ class RealNetExperiment(RecordedHistory):
         self.data = data if data is not None else prepare_data(config, self.device)
         self.K = config.K
         self.N = int(self.data.y.shape[0])
-        dtype = DTYPES[config.dtype]
+        dtype = torch_dtype(config.dtype)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             backbone = build_backbone(

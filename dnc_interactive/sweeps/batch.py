@@ -35,8 +35,10 @@ def _final_metrics(model: DUFM) -> dict[str, Any]:
     nc1 = [get[(l, k, "nc1_trace")] for l in range(2, L + 1) for k in ("pre", "post")]
     nc1 = [v for v in nc1 if math.isfinite(v)]
     verdict = lowrank.classify(model)
+    nc1_trace = max(nc1) if nc1 else math.nan
     return {
-        "nc1": max(nc1) if nc1 else math.nan,
+        "nc1": nc1_trace,  # deprecated alias of nc1_trace (same value)
+        "nc1_trace": nc1_trace,
         "nc2_orth": get[(L, "post", "nc2_orth")],
         "nc3": get[(L, "weight", "nc3")],
         "q_mean": sum(get[(L + 1, "output", f"q_{k}")] for k in range(K)) / K,

@@ -14,7 +14,7 @@ from dnc_interactive.config import FIELD_NAMES, DUFMConfig
 from dnc_interactive.sweeps.grid import _SEQUENCE_FIELDS, RECIPE_FIELDS
 from dnc_interactive.training import Recipe
 
-__all__ = ["RESULT_COLUMNS"]
+__all__ = ["DEPRECATED_COLUMNS", "METRIC_COLUMNS", "RESULT_COLUMNS"]
 
 #: Result columns after the config and recipe columns, in order.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -33,6 +33,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "start",
     "final_lr",
     "nc1",
+    "nc1_trace",
     "nc2_orth",
     "nc3",
     "q_mean",
@@ -47,6 +48,22 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "key",
     "config_json",
 )
+
+
+#: Result columns that hold a history metric, and the metric (:data:`dnc_interactive.schema.
+#: METRICS`) they hold: ``nc1_trace`` is the largest NC1' over layers 2..L, ``nc2_orth`` and
+#: ``nc3`` the last layer's, ``rank`` the solution rank.
+METRIC_COLUMNS: dict[str, str] = {
+    "nc1_trace": "nc1_trace",
+    "nc1": "nc1_trace",
+    "nc2_orth": "nc2_orth",
+    "nc3": "nc3",
+    "rank": "rank",
+}
+
+#: Deprecated result columns, kept (same values) so that old result files and scripts keep
+#: working, and the column that replaces each: ``nc1`` always held NC1' (the trace version).
+DEPRECATED_COLUMNS: dict[str, str] = {"nc1": "nc1_trace"}
 
 
 def _columns() -> list[str]:
@@ -142,6 +159,9 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
             frame[name] = numbers
         else:
             frame[name] = values.astype(str)
+    for old, new in DEPRECATED_COLUMNS.items():  # a file from before the rename: fill it in
+        frame[new] = frame[new].where(frame[new].notna(), frame[old])
+        frame[old] = frame[old].where(frame[old].notna(), frame[new])
     frame["momentum_boost"] = pd.to_numeric(frame["momentum_boost"], errors="coerce")
     frame["is_dnc"] = frame["is_dnc"].astype(bool)
     frame["min_rank_pre"] = pd.to_numeric(frame["min_rank_pre"], errors="coerce").astype(float)

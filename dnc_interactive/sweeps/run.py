@@ -102,7 +102,8 @@ def sweep(
         ``gd_loss`` (after gradient descent), ``final_loss`` (after the polish, if any),
         ``fit``, ``reg``, ``optimal_loss`` (L* of the DNC family, theory §2.2 / §6),
         ``relative_gap``, ``loss_ratio`` (final / optimal), ``status``, ``retries``,
-        ``final_lr``, ``nc1`` (largest NC1' = tr Σ_W / tr Σ_B over layers 2..L), ``nc2_orth``
+        ``final_lr``, ``nc1_trace`` (largest NC1' = tr Σ_W / tr Σ_B over layers 2..L; ``nc1``
+        is its deprecated alias, same value), ``nc2_orth``
         and ``nc3`` (last layer), ``q_mean`` (mean output scale), ``label`` / ``is_dnc`` /
         ``rank`` / ``min_rank_pre`` / ``rank_pre`` / ``rank_post`` (from
         :func:`dnc_interactive.lowrank.classify`, theory §5), ``dnc_optimality``, ``seconds``
