@@ -80,6 +80,7 @@ from dnc_interactive.widgets.presets import PRESETS, find_preset, get_preset
 from dnc_interactive.widgets.session import TrainingSession
 from dnc_interactive.widgets.shortcuts import Shortcuts
 from dnc_interactive.widgets.state import Settings, decode_state, encode_state
+from dnc_interactive.widgets.theory_links import SNAPSHOT_PANELS, with_chart_info
 from dnc_interactive.widgets.view_model import SNAPSHOTS
 
 #: Least seconds between two snapshot charts while playing (more if they are slow to build).
@@ -638,6 +639,7 @@ class Dashboard:
         if which == "off" or "snapshot" in self._hidden:
             return None
         spec = self.snapshot_chart(which).to_dict(validate=False)
+        spec = with_chart_info(spec, SNAPSHOT_PANELS[which])
         spec["config"] = {**spec.get("config", {}), **chart_config("default")}
         return spec
 

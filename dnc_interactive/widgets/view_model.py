@@ -28,7 +28,8 @@ from dnc_interactive import charts, metrics, theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM
 from dnc_interactive.widgets import controls as ctl
-from dnc_interactive.widgets.live_chart import chart_config
+from dnc_interactive.widgets.specs import chart_config
+from dnc_interactive.widgets.theory_links import with_chart_info
 
 #: The snapshot views of the default layout's snapshot slot.
 SNAPSHOTS = ("Gram", "features", "singular values", "output q")
@@ -215,7 +216,7 @@ def lecture_snapshot(model: DUFM, kind: str, view: TheoryView) -> dict[str, Any]
             gram, kind=kind, ideal=matrix, ideal_title=title, columns=2, cell=cell, text=K <= 3
         )
     heat = heat.properties(title=f"Gram of the class means, layer {L}, vs the optimum")
-    spec = heat.to_dict(validate=False)
+    spec = with_chart_info(heat.to_dict(validate=False), "gram", 18)
     spec["config"] = chart_config("lecture")
     return spec
 

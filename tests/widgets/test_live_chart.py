@@ -66,10 +66,13 @@ def test_stream_spec_compiles_and_reads_the_rows_dataset(cfg, opt):
     vega = vlc.vegalite_to_vega(spec)
     names = [d["name"] for d in vega["data"]]
     assert "rows" in names
-    colour = spec["concat"][3]["encoding"]["color"]  # the per-layer NC1 panel
+    colour = spec["concat"][3]["layer"][0]["encoding"]["color"]  # the per-layer NC1 panel
     assert colour["scale"]["domain"] == list(range(1, cfg.L + 1))
     layers = spec["concat"][0]["layer"]
-    has_rule = any("values" in layer.get("data", {}) for layer in layers)  # the L* rule
+    has_rule = any(
+        layer["mark"].get("type") == "rule" and "values" in layer.get("data", {})
+        for layer in layers
+    )  # the L* rule
     assert has_rule == math.isfinite(opt)
 
 
@@ -143,7 +146,7 @@ def test_stream_spec_draws_q_star_rules_in_the_class_colours():
     spec = stream_spec(cfg, 0.1, q_star=(0.9, 0.0))
     q = _panel(spec, "Output scales")
     assert "theory q*_k" in q["title"]
-    trained, rules = q["layer"]
+    trained, rules, _info = q["layer"]  # the last layer: ⓘ §6.1
     assert rules["mark"]["type"] == "rule" and rules["mark"]["strokeDash"]
     assert rules["data"]["values"] == [{"class": 0, "q_star": 0.9}, {"class": 1, "q_star": 0.0}]
     assert rules["encoding"]["color"]["scale"] == trained["encoding"]["color"]["scale"]
@@ -151,13 +154,13 @@ def test_stream_spec_draws_q_star_rules_in_the_class_colours():
     vlc.vegalite_to_vega(spec)  # compiles
     # no theory (CE loss: NaN), no rules
     plain = _panel(stream_spec(cfg, math.nan, q_star=(math.nan, math.nan)), "Output scales")
-    assert "layer" not in plain
+    assert [layer["mark"]["type"] for layer in plain["layer"]] == ["line", "text"]  # no rule
 
 
 def test_gap_below_round_off_is_drawn_as_reached_not_red():
     spec = stream_spec(DUFMConfig(), 0.01, roundoff=1e-6)
     gap = _panel(spec, "Gap")
-    line, red, green, rule = gap["layer"]
+    line, red, green, rule, _info = gap["layer"]
     assert {"filter": "datum.value < -1e-06"} in red["transform"]
     assert {"filter": "abs(datum.value) < 1e-06"} in green["transform"]
     assert green["mark"]["color"] == "#2e7d32" and red["mark"]["color"] == "#d62728"
