@@ -26,59 +26,30 @@ def _build_layout(
     layer holds it) and the classifier's output."""
     index: dict[tuple[str, str], int] = {}
     names: dict[int, str] = {}
-    info = []
-    j = 0
-    for name, module in modules.items():
-        j += 1
-        index[("out", name)] = j
+    info: list[dict[str, Any]] = []
+
+    def add(key: tuple[str, str], name: str, module: Any, features: str, *rest: Any) -> None:
+        j = len(info) + 1
+        index[key] = j
         names[j] = name
+        columns = ("layer", "name", "module", "features", "shape", "dim", "reduction")
+        values = (j, name, type(module).__name__, features, *rest)
+        info.append(dict(zip(columns, values, strict=True)))
+
+    for name, module in modules.items():
         shape, how = p.how[("out", name)]
-        info.append(
-            {
-                "layer": j,
-                "name": name,
-                "module": type(module).__name__,
-                "features": "output",
-                "shape": shape,
-                "dim": p.accs[("out", name)].dim,
-                "reduction": how,
-            }
-        )
+        add(("out", name), name, module, "output", shape, p.accs[("out", name)].dim, how)
     if clf is not None:
         key = ("in", clf)
         src = p.alias.get(key)
         if src is None:
-            j += 1
-            index[key] = j
-            names[j] = f"input of {clf}"
-            info.append(
-                {
-                    "layer": j,
-                    "name": f"input of {clf}",
-                    "module": type(clf_module).__name__,
-                    "features": "classifier input",
-                    "shape": p.how[key][0],
-                    "dim": p.accs[key].dim,
-                    "reduction": "none",
-                }
-            )
+            dim = p.accs[key].dim
+            add(key, f"input of {clf}", clf_module, "classifier input", p.how[key][0], dim, "none")
         else:
             index[key] = index[src]
             for row in info:
                 if row["layer"] == index[src]:
                     row["features"] = "output (the classifier's input)"
-        j += 1
-        index[("z", clf)] = j
-        names[j] = f"output of {clf}"
-        info.append(
-            {
-                "layer": j,
-                "name": f"output of {clf}",
-                "module": type(clf_module).__name__,
-                "features": "classifier output (nc4, q_k)",
-                "shape": (K,),
-                "dim": K,
-                "reduction": "none",
-            }
-        )
+        z = ("z", clf)
+        add(z, f"output of {clf}", clf_module, "classifier output (nc4, q_k)", (K,), K, "none")
     return index, names, info
