@@ -99,6 +99,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         " Space plays / pauses, the right arrow steps",
     )
     p.add_argument(
+        "--tour",
+        action="store_true",
+        help="open the guided tour (five steps: collapse, depth, the λ threshold, class"
+        " imbalance, beyond two classes; then the sandbox)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="print the server command and URL, start nothing"
     )
     g = p.add_argument_group("access and kernels")
@@ -173,6 +179,8 @@ def _query_params(args: argparse.Namespace) -> dict[str, str]:
     params: dict[str, str] = {}
     if getattr(args, "lecture", False):
         params["layout"] = LECTURE
+    if getattr(args, "tour", False):
+        params["tour"] = "1"
     if not (args.preset or args.state):
         return params  # the widgets (torch, altair) are imported only to check these
     from dnc_interactive.widgets.presets import get_preset

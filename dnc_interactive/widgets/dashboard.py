@@ -81,6 +81,7 @@ from dnc_interactive.widgets.session import TrainingSession
 from dnc_interactive.widgets.shortcuts import Shortcuts
 from dnc_interactive.widgets.state import Settings, decode_state, encode_state
 from dnc_interactive.widgets.theory_links import SNAPSHOT_PANELS, with_chart_info
+from dnc_interactive.widgets.tour import Tour
 from dnc_interactive.widgets.view_model import SNAPSHOTS
 
 #: Least seconds between two snapshot charts while playing (more if they are slow to build).
@@ -110,6 +111,8 @@ class Dashboard:
         layout: ``"default"`` (controls beside the charts, for a desk) or ``"lecture"`` (one
             strip of controls above four large panels with ≥ 18 px fonts, for a projector);
             see :mod:`~dnc_interactive.widgets.layout`.
+        tour: open the guided tour (:mod:`~dnc_interactive.widgets.tour`) at its first step;
+            the "Tour" button opens it at any time.
         **settings: any :class:`~dnc_interactive.config.DUFMConfig` field, plus ``lr``,
             ``optimizer``, ``guard`` and ``speed`` (steps per update, 0 = as fast as possible);
             they override the preset.
@@ -130,6 +133,7 @@ class Dashboard:
         max_points: int = 200,
         layout: str = "default",
         settings: Settings | None = None,
+        tour: bool = False,
         **changes: Any,
     ) -> None:
         self.layout = layouts.check_layout(layout)
@@ -143,6 +147,13 @@ class Dashboard:
             icon="random",
             tooltip="restart from a fresh initialisation: the same settings, seed + 1",
             layout=w.Layout(width="100px"),
+        )
+        self.controls["tour"] = w.Button(
+            description="Tour",
+            icon="graduation-cap",
+            tooltip="a guided tour in five steps: collapse, depth, the λ threshold, imbalance,"
+            " beyond two classes",
+            layout=w.Layout(width="80px"),
         )
         self.shortcuts = Shortcuts(self._on_key)
         self._syncing = False
@@ -161,12 +172,15 @@ class Dashboard:
         self.session.on_update.append(self._on_update)
         self.session.on_reset.append(self._on_reset)
         self.session.on_objective.append(self._on_objective)
+        self.tour = Tour(self)
         self.widget = layouts.build(
-            self.layout, self.controls, self.chart, self.shortcuts, self._hidden
+            self.layout, self.controls, self.chart, self.shortcuts, self._hidden, self.tour.widget
         )
         self._on_reset(self.session)
         self._sync_controls()
         self.session.flush()
+        if tour:
+            self.tour.start()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -183,7 +197,7 @@ class Dashboard:
         with the error in its status line instead of failing the page. The layout is the
         ``layout`` argument, else the query's ``layout=...``, else the environment variable
         ``DNC_INTERACTIVE_LAYOUT`` (an unknown name falls back to the default layout, said in
-        the status line).
+        the status line). ``tour=1`` opens the guided tour.
         """
         query = os.environ.get("QUERY_STRING", "") if query is None else query
         params = urllib.parse.parse_qs(query.lstrip("?"))
@@ -194,6 +208,8 @@ class Dashboard:
                 kwargs["layout"] = layouts.check_layout(wanted)
             except ValueError as exc:
                 layout_error = one_line(exc)
+        if "tour" not in kwargs and params.get("tour"):
+            kwargs["tour"] = params["tour"][-1].lower() not in ("", "0", "false", "no")
         error = None
         settings = None
         try:
@@ -819,6 +835,7 @@ class Dashboard:
         c["step"].on_click(lambda _b: self.step())
         c["reset"].on_click(lambda _b: self.reset())
         c["new_seed"].on_click(lambda _b: self.new_seed())
+        c["tour"].on_click(lambda _b: self.tour.start())
         c["apply_state"].on_click(self._on_apply_state)
         for kind in ("csv", "parquet", "png", "svg"):
             c[f"export_{kind}"].on_click(lambda _b, kind=kind: self._on_export(kind))

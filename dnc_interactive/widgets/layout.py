@@ -84,14 +84,23 @@ def sections(controls: dict[str, w.Widget], hidden: set[str]) -> w.Accordion:
     return accordion
 
 
+def _titled(title: w.Widget, banner: w.Widget | None) -> w.Widget:
+    """The title, with the banner (the guided tour's box) right under it when there is one."""
+    return title if banner is None else w.VBox([title, banner])
+
+
 def default_layout(
-    controls: dict[str, w.Widget], chart: w.Widget, shortcuts: w.Widget, hidden: set[str]
+    controls: dict[str, w.Widget],
+    chart: w.Widget,
+    shortcuts: w.Widget,
+    hidden: set[str],
+    banner: w.Widget | None = None,
 ) -> w.Widget:
     """The desk layout: ``VBox([header, HBox([control column, charts])])``; the control
-    column's last child is the accordion of sections."""
+    column's last child is the accordion of sections. ``banner`` goes under the header."""
     c = controls
     transport = w.HBox(
-        _keep(c, ["play", "step", "reset", "new_seed", "counter"], hidden),
+        _keep(c, ["play", "step", "reset", "new_seed", "tour", "counter"], hidden),
         layout=w.Layout(flex_flow="row wrap"),  # buttons keep their width; the counter wraps
     )
     top = [] if "preset" in hidden else [c["preset"], c["preset_note"]]
@@ -114,15 +123,20 @@ def default_layout(
     # the charts take the rest of the row; their panels wrap to the width they get
     chart.layout = w.Layout(flex="1 1 0%", min_width="300px", overflow="auto")
     body = w.HBox([left, chart], layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
-    root = w.VBox([w.HTML(_HEADER), body])
+    root = w.VBox([_titled(w.HTML(_HEADER), banner), body])
     root.add_class("dnc-dashboard")
     return root
 
 
 def lecture_layout(
-    controls: dict[str, w.Widget], chart: w.Widget, shortcuts: w.Widget, hidden: set[str]
+    controls: dict[str, w.Widget],
+    chart: w.Widget,
+    shortcuts: w.Widget,
+    hidden: set[str],
+    banner: w.Widget | None = None,
 ) -> w.Widget:
-    """The lecture layout: ``VBox([title, strip, status row, folded settings, charts])``."""
+    """The lecture layout: ``VBox([title, strip, status row, folded settings, charts])``;
+    ``banner`` goes under the title."""
     c = controls
     # one line at 1280 px with 16 px fonts: widths and descriptions for the strip
     sizes = {  # name: (width, description width, description)
@@ -154,7 +168,10 @@ def lecture_layout(
     )
     strip.add_class("dnc-strip")
     c["status"].layout = w.Layout(flex="1 1 0%", min_width="0")
-    keys = w.HBox([shortcuts, more], layout=w.Layout(flex="0 0 auto", align_items="center"))
+    keys = w.HBox(
+        [shortcuts, *_keep(c, ["tour"], hidden), more],
+        layout=w.Layout(flex="0 0 auto", align_items="center"),
+    )
     status = w.HBox(
         [*_keep(c, ["status"], hidden), keys],
         layout=w.Layout(align_items="center", justify_content="space-between"),
@@ -175,7 +192,7 @@ def lecture_layout(
 
     more.observe(toggle, names="value")
     chart.layout = w.Layout(width="100%", overflow="auto")
-    root = w.VBox([w.HTML(_LECTURE_HEADER), strip, status, settings, chart])
+    root = w.VBox([_titled(w.HTML(_LECTURE_HEADER), banner), strip, status, settings, chart])
     root.add_class("dnc-dashboard")
     root.add_class("dnc-lecture")
     return root
@@ -187,10 +204,12 @@ def build(
     chart: w.Widget,
     shortcuts: w.Widget,
     hidden: Iterable[str] = (),
+    banner: w.Widget | None = None,
 ) -> w.Widget:
-    """The root widget of ``layout`` (see :data:`LAYOUTS`)."""
+    """The root widget of ``layout`` (see :data:`LAYOUTS`); ``banner`` (the guided tour's
+    box) goes under its title."""
     builder = {"default": default_layout, "lecture": lecture_layout}[check_layout(layout)]
-    return builder(controls, chart, shortcuts, set(hidden))
+    return builder(controls, chart, shortcuts, set(hidden), banner)
 
 
 __all__ = [

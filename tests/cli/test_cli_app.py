@@ -254,3 +254,8 @@ def test_pool_cap_follows_the_machine_memory():
     cap = app.pool_cap()
     assert 1 <= cap <= 64
     assert main(["app", "--dry-run", "--pool", str(cap + 1)]) == 2
+
+
+def test_dry_run_with_tour_opens_the_guided_tour(capsys):
+    token, _, url = _dry_run(capsys, "--port", "8877", "--tour")
+    assert parse_qs(urlsplit(url).query) == {"tour": ["1"], "token": [token]}
