@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dnc_interactive.config import DUFMConfig
-from dnc_interactive.model import DUFM, loss_and_grad
+from dnc_interactive.model import DUFM, batched_forward, batched_gradients, loss_and_grad
 
 
 def test_shapes_and_class_ordered_targets():
@@ -91,6 +91,18 @@ def test_hand_written_backward_matches_autograd(loss, activation):
     assert torch.allclose(dH, m.H1.grad, atol=1e-14, rtol=1e-12)
     for a, W in zip(dW, m.W):
         assert torch.allclose(a, W.grad, atol=1e-14, rtol=1e-12)
+    # the batched backward pass (the trainers'): member b of a batch is loss_and_grad of b
+    other = DUFM(cfg.replace(seed=4))
+    params = [torch.stack([other.H1.detach(), m.H1.detach()])]
+    params += [torch.stack([a.detach(), b.detach()]) for a, b in zip(other.W, m.W)]
+    lams = [torch.full((2, 1, 1), lam, dtype=torch.float64) for lam in (5e-3, 1e-3, 2e-3, 3e-3)]
+    posts, Z = batched_forward(params, activation)
+    grads = batched_gradients(params, lams, m.Y, posts, Z, activation, loss)
+    assert torch.allclose(grads[0][1], dH, atol=1e-15, rtol=1e-13)
+    for g, a in zip(grads[1:], dW):
+        assert torch.allclose(g[1], a, atol=1e-15, rtol=1e-13)
+    frozen = batched_gradients(params, lams, m.Y, posts, Z, activation, loss, train_H1=False)
+    assert frozen[0] is None and all(torch.equal(a, b) for a, b in zip(frozen[1:], grads[1:]))
 
 
 def test_same_seed_same_init_other_seed_differs():

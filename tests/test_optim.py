@@ -150,3 +150,92 @@ def test_momentum_restart_stops_the_oscillation_about_the_optimum():
 
     assert worst_rise(gaps(False)) > 5  # 4e-4 -> 1.2e-2 and so on
     assert worst_rise(gaps(True)) < 2
+
+
+# ---------------------------------------------------------------------------- update rules
+def _tensors(seed, shapes=((2, 3, 4), (2, 4, 1))):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=gen, dtype=torch.float64) for s in shapes]
+
+
+@pytest.mark.parametrize("per_member", [False, True])
+def test_heavy_ball_update_is_torch_sgd(per_member):
+    from dnc_interactive.optim import heavy_ball_update
+
+    params = _tensors(0)
+    ref = [p.clone().requires_grad_() for p in params]
+    opt = torch.optim.SGD(ref, lr=0.1, momentum=0.9)
+    bufs = [torch.zeros_like(p) for p in params]
+    lr = torch.full((2, 1, 1), 0.1, dtype=torch.float64) if per_member else 0.1
+    mom = torch.full((2, 1, 1), 0.9, dtype=torch.float64) if per_member else 0.9
+    for step in range(4):
+        grads = _tensors(10 + step)
+        for p, g in zip(ref, grads):
+            p.grad = g.clone()
+        opt.step()
+        heavy_ball_update(params, bufs, grads, lr, mom)
+    for p, q in zip(params, ref):
+        torch.testing.assert_close(p, q.detach(), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("per_member", [False, True])
+def test_adam_update_is_torch_adam(per_member):
+    from dnc_interactive.optim import adam_update
+
+    params = _tensors(1)
+    ref = [p.clone().requires_grad_() for p in params]
+    opt = torch.optim.Adam(ref, lr=0.05, betas=(0.8, 0.99), eps=1e-8)
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    lr = torch.full((2, 1, 1), 0.05, dtype=torch.float64) if per_member else 0.05
+    b1 = torch.full((2, 1, 1), 0.8, dtype=torch.float64) if per_member else 0.8
+    for step in range(1, 5):
+        grads = _tensors(20 + step)
+        for p, g in zip(ref, grads):
+            p.grad = g.clone()
+        opt.step()
+        adam_update(params, m, v, grads, lr, b1, 0.99, 1e-8, step)
+    for p, q in zip(params, ref):
+        torch.testing.assert_close(p, q.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_per_member_rates_are_per_member():
+    from dnc_interactive.optim import heavy_ball_update
+
+    params = [torch.zeros(2, 1, 1, dtype=torch.float64)]
+    bufs = [torch.zeros_like(params[0])]
+    lr = torch.tensor([0.1, 1.0], dtype=torch.float64).view(2, 1, 1)
+    heavy_ball_update(params, bufs, [torch.ones(2, 1, 1, dtype=torch.float64)], lr, 0.0)
+    assert params[0].view(-1).tolist() == [-0.1, -1.0]
+
+
+# ---------------------------------------------------------------------------- frozen H1
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_frozen_H1_gets_no_update_and_no_state_but_keeps_its_regulariser(optimizer):
+    cfg = DUFMConfig(depth=3, width=6, samples_per_class=4, lambda_H=0.05, **F64)
+    rec = Recipe(optimizer=optimizer, lr=0.1, restarts=0)
+    bt = BatchedTrainer([cfg, cfg.replace(seed=1)], rec, train_H1=False)
+    H1 = bt.params[0].clone()
+    Ws = [p.clone() for p in bt.params[1:]]
+    assert len(bt._buf) == cfg.L and all(b.shape == W.shape for b, W in zip(bt._buf, Ws))
+    bt.run(30)
+    assert torch.equal(bt.params[0], H1)
+    assert all(not torch.equal(p, W) for p, W in zip(bt.params[1:], Ws))
+    reg_H = 0.5 * 0.05 * H1.pow(2).sum(dim=(1, 2))
+    assert torch.allclose(bt.loss_terms()[2], reg_H)
+    assert bt.terms[0]["reg_H"] == pytest.approx(float(reg_H[0]))
+    # the gradients of the W's are those of the full model's
+    free = BatchedTrainer([cfg], rec)
+    frozen = BatchedTrainer([cfg], rec, train_H1=False)
+    g_free, g_frozen = free._gradients(), frozen._gradients()
+    assert g_frozen[0] is None
+    for a, b in zip(g_free[1:], g_frozen[1:]):
+        assert torch.equal(a, b)
+
+
+def test_race_and_stalled_are_still_importable_from_optim():
+    from dnc_interactive import optim, race
+
+    assert optim.Race is race.Race and optim.stalled is race.stalled
+    with pytest.raises(AttributeError):
+        optim.nope  # noqa: B018

@@ -196,6 +196,8 @@ def test_sweep_table_batched_equals_sequential_bitwise():
     assert set(batched["label"]) <= {"DNC", "trivial"} | {f"low-rank (rank {r})" for r in (1, 2)}
     assert batched["is_dnc"].dtype == bool and batched["rank"].between(0, 3).all()
     assert (batched["rank_pre"].str.count(",") == batched["depth"] - 1).all()
+    # nc1_trace holds NC1' (the trace version); nc1 is its deprecated alias, same value
+    assert batched["nc1_trace"].equals(batched["nc1"]) and batched["nc1_trace"].notna().all()
 
 
 def test_sweep_groups_shapes_and_keeps_grid_order():
@@ -408,3 +410,12 @@ def test_a_batch_never_holds_more_than_the_memory_budget(monkeypatch):
     assert max(len(c) for c in chunks) == 5 and sum(len(c) for c in chunks) == 12
     chunks = sweep_run._chunks(list(range(12)), pairs, batched=True, size=None)
     assert [len(c) for c in chunks] == [12]  # the default budget holds them all
+
+
+def test_old_results_without_nc1_trace_read_with_it(tmp_path):
+    from dnc_interactive.sweeps.columns import _tidy
+
+    new = sweep({"seed": [0, 1]}, 20, base=BASE, progress=False)
+    old = new.drop(columns=["nc1_trace"])  # a file written before the column was added
+    again = _tidy(old)
+    assert again["nc1_trace"].equals(new["nc1_trace"]) and again["nc1"].equals(new["nc1"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -560,3 +561,33 @@ def test_bad_critical_lambda_and_margin():
     for margin in (0, -0.1, math.nan, "0.1"):
         with pytest.raises(ValueError, match="margin"):
             T.near_threshold(cfg(), margin=margin)
+
+
+def test_the_closed_form_is_evaluated_once_per_config(monkeypatch):
+    # theory once per config: optimum() is cached; optimal_loss / optimal_q / near_threshold
+    # and the trainers read it
+    from dnc_interactive.optim import BatchedTrainer
+    from dnc_interactive.training import Trainer
+
+    calls: list[DUFMConfig] = []
+    solve = T._closed_form
+
+    def counting(config):
+        calls.append(config)
+        return solve(config)
+
+    monkeypatch.setattr(T, "_closed_form", counting)
+    T._optimum_cached.cache_clear()
+    a = DUFMConfig(depth=3, width=6, samples_per_class=4, lambda_H=2e-3, dtype="float64")
+    b = a.replace(lambda_W=3e-3)
+    for _ in range(3):
+        T.optimal_loss(a), T.optimal_q(a), T.near_threshold(a), T.optimum(a), T.layer_norms(a)
+    assert calls == [a]
+    Trainer(a, restarts=0).run(5)
+    BatchedTrainer([a, a]).run(5)
+    T.optimal_loss(b), T.threshold_message(b), T.optimal_q(b)
+    assert calls == [a, b]
+    assert T.optimum(a) is T.optimum(a)  # immutable, shared
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        T.optimum(a).loss = 0.0  # type: ignore[misc]
+    T._optimum_cached.cache_clear()

@@ -414,3 +414,13 @@ def test_converged_never_trusts_a_layer_whose_class_means_coincide():
     tr._last["relative_gap"] = 0.0
     assert tr.max_nc1() < 1e-12  # the old criterion would say "collapsed"
     assert not tr.converged(1e-3)
+
+
+def test_train_H1_false_holds_the_features_fixed():
+    cfg = DUFMConfig(depth=3, width=6, samples_per_class=4, dtype="float64")
+    t = Trainer(cfg, train_H1=False, record_every=5, metrics_every=0)
+    H1 = t.model.H1.detach().clone()
+    t.run(40)
+    assert torch.equal(t.model.H1.detach(), H1) and t.steps == 40
+    assert t.history.query("metric == 'reg_H'")["value"].nunique() == 1  # still in the loss
+    assert not t._stalled()  # no fallback starts: they would re-draw H1

@@ -230,6 +230,33 @@ def test_recovery_frozen_features_reach_the_optimum(small_run):
     assert {"loss", "relative_gap", "nc1"} <= set(hist["metric"])
 
 
+def test_train_head_on_features_is_a_trainer_with_frozen_features():
+    # the head trainer runs on the optimisation core: H1 untouched, the trainer's history
+    from dnc_interactive.config import DUFMConfig
+    from dnc_interactive.training import HISTORY_COLUMNS
+
+    cfg = DUFMConfig(num_classes=2, samples_per_class=6, depth=2, width=5, dtype="float64")
+    gen = torch.Generator().manual_seed(1)
+    H1 = 0.3 * torch.randn(5, 12, generator=gen, dtype=torch.float64)
+    model, hist = train_head_on_features(cfg, H1, steps=95, record_every=10)
+    assert torch.equal(model.H1, H1)
+    assert tuple(hist.columns) == HISTORY_COLUMNS
+    loss = hist.query("metric == 'loss'")
+    assert list(loss["step"]) == [*range(0, 100, 10), 95]
+    assert loss["value"].iloc[-1] < loss["value"].iloc[0]
+    assert set(hist.query("step == 95 and layer > 0")["metric"]) >= {"nc1", "nc3", "nc4"}
+    # the same run by hand: the loss of a Trainer(train_H1=False) with the same recipe
+    from dnc_interactive.model import DUFM
+    from dnc_interactive.recipes import Recipe
+    from dnc_interactive.training import Trainer
+
+    ref = DUFM(cfg)
+    ref.load_matrices(H1, [W.detach() for W in ref.W])
+    rec = Recipe(lr=1.0, momentum=0.9, momentum_boost=None, restarts=0, momentum_restart=False)
+    t = Trainer(ref, rec, record_every=10, metrics_every=0, train_H1=False).run(95)
+    assert t.loss == loss["value"].iloc[-1]
+
+
 def test_train_head_on_features_at_the_closed_form_optimum():
     # independent check: the §2.3 construction's H1 is optimal, so a fresh head reaches L*
     from dnc_interactive.config import DUFMConfig
@@ -322,7 +349,7 @@ def test_history_works_with_the_chart_builders(small_run):
         charts.gram_heatmap(metrics.gram_frame(small_run.to_dufm())).to_dict()
 
 
-@pytest.mark.parametrize("kind", ["adam", "sgd"])
+@pytest.mark.parametrize("kind", ["adam", "gd", "sgd"])
 def test_optimizer_matches_torch_optim(kind):
     from dnc_interactive.realnets.experiment import _Optimizer
 
