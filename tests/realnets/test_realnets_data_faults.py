@@ -14,6 +14,7 @@ import pytest
 
 from dnc_interactive.cli import main
 from dnc_interactive.realnets import data as D
+from dnc_interactive.realnets.data import digits as digits_reader
 
 TRAIN_IMG, TRAIN_LAB = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMG, TEST_LAB = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
@@ -411,7 +412,7 @@ def test_cli_exits_2_naming_the_file_and_the_fix(tmp_path, capsys, dataset, make
 def test_a_broken_digits_file_names_it_and_the_fix(tmp_path, monkeypatch, content):
     bad = tmp_path / "digits.csv.gz"
     bad.write_bytes(content)
-    monkeypatch.setattr(D, "_digits_file", lambda: bad)
+    monkeypatch.setattr(digits_reader, "_digits_file", lambda: bad)  # where _load_digits reads it
     with pytest.raises(D.DatasetFileError, match="bundled digits file is unreadable") as err:
         D.load_dataset("digits")
     assert str(err.value).startswith(f"{bad}: ") and "reinstall scikit-learn" in str(err.value)
