@@ -66,6 +66,7 @@ accumulators), ``comparison`` (:class:`DUFMComparison`), ``layout`` (the layer t
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 from typing import Any
@@ -112,6 +113,12 @@ def monitor(model: nn.Module, data: Any, *args: Any, **kwargs: Any) -> Monitor:
             fewer than 2 classes, a class without samples, empty data or an iterator.
     """
     return Monitor(model, data, *args, **kwargs)
+
+
+# help(monitor) and editors show the constructor's parameters
+monitor.__signature__ = inspect.signature(Monitor).replace(  # type: ignore[attr-defined]
+    return_annotation=Monitor
+)
 
 
 class _CallableModule(types.ModuleType):
