@@ -15,6 +15,7 @@ from dnc_interactive.widgets.specs import (
     _tooltip,
     chart_config,
     chart_style,
+    layer_colour,
 )
 from dnc_interactive.widgets.theory_links import with_info
 
@@ -69,6 +70,9 @@ def cloud_spec(
     size = CLOUD_SIZE.get(st.name, CLOUD_SIZE["default"])
     colour = _class_colour(K)
     built: list[dict[str, Any]] = []
+    where = _tooltip(
+        ("c", "nominal", None), ("x", "quantitative", ".4g"), ("y", "quantitative", ".4g")
+    )
     for i, ((layer, kind), (x0, x1, y0, y1)) in enumerate(zip(panels, domains, strict=True)):
         ratio = (y1 - y0) / (x1 - x0) if x1 > x0 else 1.0
         x = {
@@ -129,11 +133,7 @@ def cloud_spec(
                                 "x": x,
                                 "y": y,
                                 "color": colour,
-                                "tooltip": _tooltip(
-                                    ("c", "nominal", None),
-                                    ("x", "quantitative", ".4g"),
-                                    ("y", "quantitative", ".4g"),
-                                ),
+                                "tooltip": where,
                             },
                         },
                         {
@@ -152,11 +152,7 @@ def cloud_spec(
                                 "x": x,
                                 "y": y,
                                 "color": {**colour, "legend": None},
-                                "tooltip": _tooltip(
-                                    ("c", "nominal", None),
-                                    ("x", "quantitative", ".3g"),
-                                    ("y", "quantitative", ".3g"),
-                                ),
+                                "tooltip": where,
                             },
                         },
                     ],
@@ -181,15 +177,7 @@ def cloud_spec(
                 "scale": {"type": "log", "domain": [1e-8, 1.5], "clamp": True},
                 "axis": _LOG_AXIS,
             },
-            "color": {
-                "field": "l",
-                "type": "ordinal",
-                "title": "layer l",
-                "scale": {
-                    "scheme": {"name": "viridis", "extent": [0.0, 0.85]},
-                    "domain": list(range(1, L + 1)),
-                },
-            },
+            "color": layer_colour("l", L),
             "strokeDash": {
                 "field": "k",
                 "type": "nominal",

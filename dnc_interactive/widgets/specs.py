@@ -113,6 +113,28 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def series_tooltip(by: str, kind: str, fmt: str) -> list[dict[str, Any]]:
+    """The hover readout of a streamed series: the step, what tells the lines apart
+    (``by``, of Vega-Lite type ``kind``) and the exact value (``fmt``)."""
+    return _tooltip(
+        ("step", "quantitative", None), (by, kind, None), ("value", "quantitative", fmt)
+    )
+
+
+def layer_colour(field: str, L: int, **extra: Any) -> dict[str, Any]:
+    """Colour by layer l = 1..L (viridis, the same in every panel)."""
+    return {
+        "field": field,
+        "type": "ordinal",
+        "title": "layer l",
+        "scale": {
+            "scheme": {"name": "viridis", "extent": [0.0, 0.85]},
+            "domain": list(range(1, L + 1)),
+        },
+        **extra,
+    }
+
+
 __all__ = [
     "LOG_FLOOR",
     "STYLES",
@@ -120,4 +142,6 @@ __all__ = [
     "ChartStyle",
     "chart_config",
     "chart_style",
+    "layer_colour",
+    "series_tooltip",
 ]

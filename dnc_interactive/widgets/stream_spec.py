@@ -26,6 +26,8 @@ from dnc_interactive.widgets.specs import (
     _unit,
     chart_config,
     chart_style,
+    layer_colour,
+    series_tooltip,
 )
 from dnc_interactive.widgets.theory_links import with_info
 
@@ -146,11 +148,7 @@ def stream_spec(
                     "scale": {"domain": terms},
                     "sort": terms,
                 },
-                "tooltip": _tooltip(
-                    ("step", "quantitative", None),
-                    ("metric", "nominal", None),
-                    ("value", "quantitative", ".6e"),
-                ),
+                "tooltip": series_tooltip("metric", "nominal", ".6e"),
             },
         )
     ]
@@ -292,17 +290,12 @@ def stream_spec(
                 "scale": log,
                 "axis": _LOG_AXIS,
             },
-            "color": {
-                "field": "layer",
-                "type": "ordinal",
-                "title": "layer l",
-                "scale": {
-                    "scheme": {"name": "viridis", "extent": [0.0, 0.85]},
-                    "domain": list(range(1, L + 1)),
-                },
+            "color": layer_colour(
+                "layer",
+                L,
                 **({"legend": colour_legend} if legend and colour_legend else {}),
                 **({} if legend else {"legend": None}),
-            },
+            ),
             "tooltip": _tooltip(
                 ("step", "quantitative", None),
                 ("layer", "ordinal", None),
@@ -445,11 +438,7 @@ def _q_panel(
                 "scale": {"zero": False},
             },
             "color": colour,
-            "tooltip": _tooltip(
-                ("step", "quantitative", None),
-                ("class", "nominal", None),
-                ("value", "quantitative", ".4f"),
-            ),
+            "tooltip": series_tooltip("class", "nominal", ".4f"),
         },
     }
     theory_rows = [

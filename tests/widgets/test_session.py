@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from dnc_interactive.widgets import session as session_mod
+from dnc_interactive.widgets import playback as playback_mod
 from dnc_interactive.widgets.session import TrainingSession
 from dnc_interactive.widgets.state import Settings
 
@@ -94,7 +94,7 @@ def test_a_diverging_learning_rate_stops_keeps_history_and_recovers():
 
 
 def test_long_runs_record_ever_more_coarsely(monkeypatch):
-    monkeypatch.setattr(session_mod, "RECORDS_PER_LEVEL", 10)
+    monkeypatch.setattr(playback_mod, "RECORDS_PER_LEVEL", 10)
     s = TrainingSession(record_every=10, metrics_every=50)
     s.run(1000)  # intervals: 10 up to step 100, 20 to 200, 40 to 400, 80 to 800, then 160
     steps = sorted(s.history.query("metric == 'loss'").step.unique())
