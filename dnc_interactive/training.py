@@ -34,13 +34,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pandas as pd
 import torch
 
 from dnc_interactive import diagnosis as _diagnosis
 from dnc_interactive import metrics, theory
 from dnc_interactive import schema as _schema
 from dnc_interactive.config import DUFMConfig
+from dnc_interactive.history import RecordedHistory, Row, lbfgs_polish, loss_rows
 from dnc_interactive.model import DUFM
 from dnc_interactive.optim import BatchedTrainer, relative_gap
 from dnc_interactive.race import Race, stalled
@@ -77,45 +77,7 @@ HISTORY_COLUMNS = _schema.HISTORY_COLUMNS
 #: The statuses a Trainer can be in (:data:`dnc_interactive.schema.TRAINER_STATUSES`).
 STATUSES = _schema.TRAINER_STATUSES
 
-Row = tuple[int, int, str, str, float]
 Callback = Callable[["Trainer", list[Row]], Any]
-
-
-class RecordedHistory:
-    """The recorded state shared by :class:`Trainer` and the real-network experiment.
-
-    Subclasses append :data:`HISTORY_COLUMNS` rows to ``_rows``, keep the latest loss terms
-    in ``_last`` and their run state in ``status``; this gives the tidy ``history`` (a cached
-    DataFrame, rebuilt when new rows arrive) and the latest ``loss`` and ``gap``.
-    """
-
-    status: str
-
-    def _init_history(self) -> None:
-        self._rows: list[Row] = []
-        self._frame: pd.DataFrame | None = None
-        self._last: dict[str, float] = {}
-
-    @property
-    def history(self) -> pd.DataFrame:
-        """The tidy history: step, layer, kind, metric, value."""
-        if self._frame is None or len(self._frame) != len(self._rows):
-            self._frame = pd.DataFrame(self._rows, columns=list(HISTORY_COLUMNS))
-        return self._frame
-
-    @property
-    def loss(self) -> float:
-        """The total loss at the latest record."""
-        return self._last.get("loss", math.nan)
-
-    @property
-    def gap(self) -> float:
-        """Relative gap (loss - L*) / L* at the latest record."""
-        return self._last.get("relative_gap", math.nan)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status == "diverged"
 
 
 class Trainer(RecordedHistory):
@@ -375,33 +337,9 @@ class Trainer(RecordedHistory):
         if self.diverged:
             return self
         t0 = time.perf_counter()
-        before = [p.clone() for p in self._params]
-        start = float(self.model.loss().total.detach())
-        opt = torch.optim.LBFGS(
-            self.model.parameters(),
-            lr=1.0,
-            max_iter=max_iter,
-            tolerance_grad=1e-12,
-            tolerance_change=1e-15,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-        )
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            value = self.model.loss().total
-            value.backward()
-            return value
-
-        opt.step(closure)
-        self.model.zero_grad(set_to_none=True)
-        after = float(self.model.loss().total.detach())
-        if not (math.isfinite(after) and after <= start):
-            for p, b in zip(self._params, before, strict=True):
-                p.copy_(b)
+        iters = lbfgs_polish(self.model, max_iter)
         self._resume_single([p.clone() for p in self._params], self.attempt)
-        iters = int(opt.state[opt._params[0]].get("n_iter", 1))
-        self.steps += max(iters, 1)
+        self.steps += iters
         self.seconds += time.perf_counter() - t0
         self._checkpoint(force_metrics=True)
         return self
@@ -555,15 +493,7 @@ class Trainer(RecordedHistory):
         gap = relative_gap(terms["loss"], self.optimal_loss)
         self._last = {**terms, "relative_gap": gap}
         s = self.steps
-        rows: list[Row] = [
-            (s, 0, "model", "loss", terms["loss"]),
-            (s, 0, "model", "fit", terms["fit"]),
-            (s, 0, "model", "reg", terms["reg"]),
-            (s, 0, "model", "reg_H", terms["reg_H"]),
-            (s, 0, "model", "optimal_loss", self.optimal_loss),
-            (s, 0, "model", "relative_gap", gap),
-            (s, 0, "model", "lr", self.lr),
-        ]
+        rows = loss_rows(s, terms, self.optimal_loss, gap, self.lr)
         if with_metrics:
             with torch.no_grad():
                 rows += [

@@ -567,17 +567,18 @@ def test_the_closed_form_is_evaluated_once_per_config(monkeypatch):
     # theory once per config: optimum() is cached; optimal_loss / optimal_q / near_threshold
     # and the trainers read it
     from dnc_interactive.optim import BatchedTrainer
+    from dnc_interactive.theory import closed_form
     from dnc_interactive.training import Trainer
 
     calls: list[DUFMConfig] = []
-    solve = T._closed_form
+    solve = closed_form._closed_form
 
     def counting(config):
         calls.append(config)
         return solve(config)
 
-    monkeypatch.setattr(T, "_closed_form", counting)
-    T._optimum_cached.cache_clear()
+    monkeypatch.setattr(closed_form, "_closed_form", counting)
+    closed_form._optimum_cached.cache_clear()
     a = DUFMConfig(depth=3, width=6, samples_per_class=4, lambda_H=2e-3, dtype="float64")
     b = a.replace(lambda_W=3e-3)
     for _ in range(3):
@@ -590,4 +591,4 @@ def test_the_closed_form_is_evaluated_once_per_config(monkeypatch):
     assert T.optimum(a) is T.optimum(a)  # immutable, shared
     with pytest.raises(dataclasses.FrozenInstanceError):
         T.optimum(a).loss = 0.0  # type: ignore[misc]
-    T._optimum_cached.cache_clear()
+    closed_form._optimum_cached.cache_clear()

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from dnc_interactive import metrics
 from dnc_interactive.config import DUFMConfig
+from dnc_interactive.history import Row
 from dnc_interactive.model import DUFM
 from dnc_interactive.optim import adam_update, heavy_ball_update
 from dnc_interactive.realnets.config import RealNetConfig
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from dnc_interactive.realnets.experiment import RealNetExperiment
 
 __all__ = ["Row", "backbone_reg", "lr_at", "train_epoch", "train_head_on_features"]
-
-#: One tidy history row: (step, layer, kind, metric, value).
-Row = tuple[int, int, str, str, float]
 
 #: The head trainer's momentum boost threshold (relative gap to L*) and its adaptive momentum
 #: restart (measured on the recovery test: the same figures on or off; off, as the loop it
