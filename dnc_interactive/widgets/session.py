@@ -57,7 +57,6 @@ from typing import Any, cast
 import pandas as pd
 import torch
 
-from dnc_interactive.diagnosis import CODES as DIAGNOSIS_CODES
 from dnc_interactive.diagnosis import Diagnosis
 from dnc_interactive.model import DUFM
 from dnc_interactive.training import HISTORY_COLUMNS, Callback, Row, Trainer
@@ -74,10 +73,13 @@ from dnc_interactive.widgets.playback import (
     Playback,
 )
 from dnc_interactive.widgets.state import CONTINUING_FIELDS, OBJECTIVE_FIELDS, Settings
-from dnc_interactive.widgets.status_line import COLLAPSE_TOL, StatusLine, _fmt
+from dnc_interactive.widgets.status_line import (
+    COLLAPSE_TOL,
+    DIAGNOSIS_SECONDS,
+    StatusLine,
+    _fmt,
+)
 
-#: While playing a big model, the diagnosis is refreshed (on the worker) at most this often.
-DIAGNOSIS_SECONDS = 0.5
 #: While playing, the probe (ranks, verdict, feature clouds) is measured at most this often.
 PROBE_SECONDS = 0.2
 
@@ -406,50 +408,6 @@ class TrainingSession(Playback, StatusLine):
         self.updates += 1
         for f in list(self.on_update):
             f(self, rows, final)
-
-    def _track_diagnosis(self, trainer: Trainer | None = None) -> None:
-        """Re-diagnose after new steps; a change of code becomes a marker (an "event" row).
-
-        A diagnosis reads the whole model (~0.1 s at the largest one): while playing a big
-        model it is made on the worker thread after each piece (``trainer`` given), and the
-        event loop's thread keeps the latest one while a piece is in flight, so neither a
-        Pause click nor the status line waits for it (nor reads a model being stepped)."""
-        tr = self.trainer
-        if trainer is not None and trainer is not tr:
-            return  # a stale trainer's piece, after a reset
-        if self._diagnosis is not None and self._diagnosis_step == (id(tr), tr.steps):
-            return
-        cached = self._diagnosis_step is not None and self._diagnosis_step[0] == id(tr)
-        if cached and trainer is None:
-            busy = self._inflight is not None and not self._inflight.done()
-            heavy = self.playing and self._piece_max > YIELD_SECONDS / 2
-            if busy or heavy:
-                return  # the worker steps (and diagnoses) this model: the latest one stands
-        if cached and trainer is not None:
-            if time.perf_counter() - self._diagnosis_time < DIAGNOSIS_SECONDS:
-                return  # on the worker: at most every DIAGNOSIS_SECONDS of play
-        self._diagnosis_time = time.perf_counter()
-        try:
-            d = tr.diagnosis()
-        except Exception:  # a diagnosis never breaks the page
-            return
-        previous = self._diagnosis.code if self._diagnosis is not None else None
-        fresh = self._diagnosis_step is None or self._diagnosis_step[0] != id(tr)
-        self._diagnosis, self._diagnosis_step = d, (id(tr), tr.steps)
-        if not fresh and d.code != previous and d.code in DIAGNOSIS_CODES:
-            self.markers.append((tr.steps, d.code))
-            with self._lock:
-                self._pending.append(
-                    (tr.steps, 0, "event", "diagnosis", float(DIAGNOSIS_CODES.index(d.code)))
-                )
-
-    @property
-    def diagnosis(self) -> Diagnosis:
-        """Why the run is (or is not) at the optimum (:mod:`dnc_interactive.diagnosis`)."""
-        self._track_diagnosis()
-        if self._diagnosis is None:
-            return self.trainer.diagnosis()
-        return self._diagnosis
 
     def new_seed(self) -> str:
         """A fresh initialisation: the same settings with the next seed (the run restarts)."""

@@ -1,6 +1,7 @@
 """The status line of a :class:`~dnc_interactive.widgets.session.TrainingSession`: state,
 step, loss against L*, the gap, the largest NC1, the verdict (collapsed, below L*, the zero
-solution, the diagnosis), the solution type (theory §5) and the notes.
+solution, the diagnosis, tracked as the run goes with a marker where it changes), the
+solution type (theory §5) and the notes.
 
 :class:`StatusLine` is a mixin of the session: it only reads the session's trainer, probe
 and settings.
@@ -8,17 +9,23 @@ and settings.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
-from typing import TYPE_CHECKING
+import threading
+import time
 
 from dnc_interactive import theory
+from dnc_interactive.diagnosis import CODES as DIAGNOSIS_CODES
 from dnc_interactive.diagnosis import Diagnosis
-from dnc_interactive.training import Trainer
+from dnc_interactive.training import Row, Trainer
 from dnc_interactive.widgets import probe as probes
+from dnc_interactive.widgets.playback import YIELD_SECONDS
 from dnc_interactive.widgets.state import Settings
 
 #: Collapse criterion of the status line: |gap| and every layer's NC1 below this.
 COLLAPSE_TOL = 1e-3
+#: While playing a big model, the diagnosis is refreshed (on the worker) at most this often.
+DIAGNOSIS_SECONDS = 0.5
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -41,10 +48,14 @@ class StatusLine:
     probe: probes.Probe | None
     _nc1_max: float
 
-    if TYPE_CHECKING:  # provided by the session
-
-        @property
-        def diagnosis(self) -> Diagnosis: ...
+    markers: list[tuple[int, str]]
+    _diagnosis: Diagnosis | None
+    _diagnosis_step: tuple[int, int] | None
+    _diagnosis_time: float
+    _inflight: concurrent.futures.Future | None
+    _piece_max: float
+    _lock: threading.Lock
+    _pending: list[Row]
 
     @property
     def max_nc1(self) -> float:
@@ -157,5 +168,49 @@ class StatusLine:
             text += f" · {p['solution']}"
         return f"{text}. {p['notes']}" if p["notes"] else text
 
+    def _track_diagnosis(self, trainer: Trainer | None = None) -> None:
+        """Re-diagnose after new steps; a change of code becomes a marker (an "event" row).
 
-__all__ = ["COLLAPSE_TOL", "StatusLine"]
+        A diagnosis reads the whole model (~0.1 s at the largest one): while playing a big
+        model it is made on the worker thread after each piece (``trainer`` given), and the
+        event loop's thread keeps the latest one while a piece is in flight, so neither a
+        Pause click nor the status line waits for it (nor reads a model being stepped)."""
+        tr = self.trainer
+        if trainer is not None and trainer is not tr:
+            return  # a stale trainer's piece, after a reset
+        if self._diagnosis is not None and self._diagnosis_step == (id(tr), tr.steps):
+            return
+        cached = self._diagnosis_step is not None and self._diagnosis_step[0] == id(tr)
+        if cached and trainer is None:
+            busy = self._inflight is not None and not self._inflight.done()
+            heavy = self.playing and self._piece_max > YIELD_SECONDS / 2
+            if busy or heavy:
+                return  # the worker steps (and diagnoses) this model: the latest one stands
+        if cached and trainer is not None:
+            if time.perf_counter() - self._diagnosis_time < DIAGNOSIS_SECONDS:
+                return  # on the worker: at most every DIAGNOSIS_SECONDS of play
+        self._diagnosis_time = time.perf_counter()
+        try:
+            d = tr.diagnosis()
+        except Exception:  # a diagnosis never breaks the page
+            return
+        previous = self._diagnosis.code if self._diagnosis is not None else None
+        fresh = self._diagnosis_step is None or self._diagnosis_step[0] != id(tr)
+        self._diagnosis, self._diagnosis_step = d, (id(tr), tr.steps)
+        if not fresh and d.code != previous and d.code in DIAGNOSIS_CODES:
+            self.markers.append((tr.steps, d.code))
+            with self._lock:
+                self._pending.append(
+                    (tr.steps, 0, "event", "diagnosis", float(DIAGNOSIS_CODES.index(d.code)))
+                )
+
+    @property
+    def diagnosis(self) -> Diagnosis:
+        """Why the run is (or is not) at the optimum (:mod:`dnc_interactive.diagnosis`)."""
+        self._track_diagnosis()
+        if self._diagnosis is None:
+            return self.trainer.diagnosis()
+        return self._diagnosis
+
+
+__all__ = ["COLLAPSE_TOL", "DIAGNOSIS_SECONDS", "StatusLine"]

@@ -4,6 +4,7 @@ settings; Back / Next; the last step ends in the sandbox with the state kept."""
 import pytest
 
 from dnc_interactive.widgets import Dashboard
+from dnc_interactive.widgets import probe as probes
 from dnc_interactive.widgets.presets import get_preset
 from dnc_interactive.widgets.tour import STEPS
 
@@ -15,6 +16,13 @@ EXPECTED = [
     {"samples_per_class": (95, 5), "depth": 3, "lambda_H": 0.0105},
     {"num_classes": 10, "depth": 4, "width": 30, "lambda_H": 4e-3},
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_background_srg(monkeypatch):
+    """The K = 10 step would optimise the SRG family on a daemon thread, still running torch
+    when the test process ends; the tour does not need it."""
+    monkeypatch.setattr(probes, "OPTIMISE_LOWRANK", False)
 
 
 def _check(d, i):
