@@ -35,6 +35,7 @@ from dnc_interactive import theory
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import DUFM, batched_forward, batched_gradients, torch_dtype
 from dnc_interactive.recipes import Recipe
+from dnc_interactive.schema import BATCH_STATUSES
 
 #: Adam's second-moment decay and epsilon (beta1 is the recipe's momentum).
 ADAM_BETA2 = 0.999
@@ -60,15 +61,27 @@ def heavy_ball_update(
         ref = params[0]
         mom = momentum if isinstance(momentum, Tensor) else torch.tensor(momentum).to(ref)
         rate = lr if isinstance(lr, Tensor) else torch.tensor(lr).to(ref)
-        for i, g in enumerate(grads):
-            g.addcmul_(bufs[i], mom)  # the new buffer g + mom * b, in g's fresh memory
-            bufs[i] = g
-            params[i].addcmul_(g, rate, value=-1.0)  # p <- p - lr * b
+        _heavy_ball(params, bufs, grads, -rate, mom)
         return
     grads = list(grads)
     torch._foreach_add_(grads, bufs, alpha=float(momentum))
     bufs[:] = grads
     torch._foreach_add_(list(params), grads, alpha=-float(lr))
+
+
+def _heavy_ball(
+    params: Sequence[Tensor],
+    bufs: list[Tensor],
+    grads: Sequence[Tensor],
+    neg_lr: Tensor,
+    momentum: Tensor,
+) -> None:
+    """:func:`heavy_ball_update` with tensor rates, ``-lr`` given (the core negates it once
+    per chunk of steps, not once per step)."""
+    for i, g in enumerate(grads):
+        g.addcmul_(bufs[i], momentum)  # the new buffer g + mom * b, in g's fresh memory
+        bufs[i] = g
+        params[i].addcmul_(g, neg_lr)  # p <- p - lr * b
 
 
 def adam_update(
@@ -160,8 +173,11 @@ class BatchedTrainer:
     The initial parameters are those of ``DUFM(config, init)`` for each configuration (or of
     ``models``), so a batch of B reproduces B single :class:`Trainer` runs with the same recipes
     and ``record_every``; :class:`~dnc_interactive.training.Trainer` is the B = 1 case.
-    ``losses`` holds the loss of every configuration at every check (a (checks, B) list).
+    ``losses`` holds the loss of every configuration at every check (a (checks, B) list);
+    ``status[b]`` is one of :attr:`STATUSES` (:data:`dnc_interactive.schema.BATCH_STATUSES`).
     """
+
+    STATUSES: tuple[str, ...] = BATCH_STATUSES
 
     def __init__(
         self,
@@ -306,9 +322,10 @@ class BatchedTrainer:
     def _advance(self, n: int) -> None:
         params, first = self._trainable, self._first
         if self.optimizer == "gd":
+            neg_lr, mom = -self._lr_t, self._mom_t
             for _ in range(n):
                 grads = cast(list[Tensor], self._gradients()[first:])
-                heavy_ball_update(params, self._buf, grads, self._lr_t, self._mom_t)
+                _heavy_ball(params, self._buf, grads, neg_lr, mom)  # heavy_ball_update's rule
                 self.steps += 1
             return
         for _ in range(n):

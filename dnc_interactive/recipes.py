@@ -30,6 +30,7 @@ import dataclasses
 import warnings
 from dataclasses import dataclass
 
+from dnc_interactive import schema as _schema
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.model import INITS
 from dnc_interactive.validation import (
@@ -42,7 +43,8 @@ from dnc_interactive.validation import (
     check_fields,
 )
 
-OPTIMIZERS = ("gd", "adam")
+#: The optimisers of a recipe, one spelling each (:data:`dnc_interactive.schema.OPTIMIZERS`).
+OPTIMIZERS = _schema.OPTIMIZERS
 
 #: The most fallback starts a recipe may list (``Recipe.restarts``).
 MAX_RESTARTS = 64

@@ -141,7 +141,10 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
         "--weight-decay", type=float, help=f"on the backbone (default {d.weight_decay:g})"
     )
     t = p.add_argument_group("training")
-    t.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} (default {d.optimizer})")
+    t.add_argument(
+        "--optimizer",
+        help=f"one of {', '.join(OPTIMIZERS)} (default {d.optimizer}; sgd: an alias of gd)",
+    )
     t.add_argument("--lr", type=float, help=f"default {d.lr:g}")
     t.add_argument("--momentum", type=float, help="SGD momentum / Adam beta1 (default 0.9)")
     t.add_argument("--beta2", type=float, help=f"Adam beta2 (default {d.beta2:g})")

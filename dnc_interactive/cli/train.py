@@ -50,7 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "only), paper (plain GD: momentum 0, lr 0.1)",
     )
     g.add_argument("--lr", type=float, default=None, help="learning rate (default 1.0 for gd)")
-    g.add_argument("--optimizer", default="gd", help="gd (heavy-ball) or adam")
+    g.add_argument(
+        "--optimizer",
+        default=schema.OPTIMIZERS[0],
+        help=f"{' or '.join(schema.OPTIMIZERS)} (gd: heavy-ball gradient descent)",
+    )
     g.add_argument("--momentum", type=float, default=None, help="momentum (default 0.8)")
     g.add_argument("--steps", type=int, default=None, help="run exactly this many steps")
     g.add_argument(
