@@ -332,7 +332,7 @@ def stream_spec(
     }
     built["rank"] = rank
 
-    chosen = [with_info(built[p], p, st.axis_label) for p in panels]  # ⓘ §N: formula, link
+    chosen = [with_info(built[p], p, st.axis_label) for p in panels]  # ℹ §N: formula, link
     cols = columns or (len(chosen) if st.name == "lecture" else min(3, len(chosen)))
     independent = {"scale": {"color": "independent", "strokeDash": "independent"}}
     extra: dict[str, Any] = {"datasets": {"lowrank": ref_rows}} if ref_rows else {}

@@ -2,7 +2,7 @@
 
 Every live panel (:mod:`~dnc_interactive.widgets.stream_spec`,
 :mod:`~dnc_interactive.widgets.cloud_spec`) and the snapshot charts carry a small
-"ⓘ §3.2" mark next to their title: hovering shows the formula (:attr:`PanelInfo.formula`),
+"ℹ §3.2" mark next to their title: hovering shows the formula (:attr:`PanelInfo.formula`),
 clicking opens the theory page (docs/theory.md, :data:`THEORY_URL`) at the section
 (:func:`anchor`, computed the way GitHub names heading anchors).
 
@@ -57,7 +57,7 @@ class PanelInfo:
 
     @property
     def label(self) -> str:
-        return f"ⓘ {self.section}"
+        return f"ℹ {self.section}"
 
 
 _OPTIMUM = "### 2.2 Closed form of the DNC family"
@@ -109,7 +109,7 @@ SNAPSHOT_PANELS = {
 
 
 def info_layer(panel: str, font_size: int = 12, x: float | None = None) -> dict[str, Any]:
-    """A Vega-Lite layer: "ⓘ §N" just above the plot (right-aligned at ``x``, the plot's
+    """A Vega-Lite layer: "ℹ §N" just above the plot (right-aligned at ``x``, the plot's
     width; at its left edge without one), the formula as its tooltip and the theory section
     as its link (vega opens ``href`` on a click)."""
     info = PANELS[panel]
@@ -159,7 +159,7 @@ __all__ = [
 
 
 def with_chart_info(spec: dict[str, Any], panel: str, font_size: int = 12) -> dict[str, Any]:
-    """A whole Vega-Lite chart (an altair ``to_dict``) with the "ⓘ §N" mark: on a layered
+    """A whole Vega-Lite chart (an altair ``to_dict``) with the "ℹ §N" mark: on a layered
     chart as one more layer, on a faceted one in every cell (one datum per cell, from the
     facet's own data: a layer inside a facet cannot bring its own data). Other charts are
     returned unchanged."""

@@ -146,7 +146,7 @@ def test_stream_spec_draws_q_star_rules_in_the_class_colours():
     spec = stream_spec(cfg, 0.1, q_star=(0.9, 0.0))
     q = _panel(spec, "Output scales")
     assert "theory q*_k" in q["title"]
-    trained, rules, _info = q["layer"]  # the last layer: ⓘ §6.1
+    trained, rules, _info = q["layer"]  # the last layer: ℹ §6.1
     assert rules["mark"]["type"] == "rule" and rules["mark"]["strokeDash"]
     assert rules["data"]["values"] == [{"class": 0, "q_star": 0.9}, {"class": 1, "q_star": 0.0}]
     assert rules["encoding"]["color"]["scale"] == trained["encoding"]["color"]["scale"]

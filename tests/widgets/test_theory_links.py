@@ -34,7 +34,7 @@ def test_every_linked_anchor_exists_in_the_theory_page():
     for name, info in tl.PANELS.items():
         assert info.url.startswith(tl.THEORY_URL + "#"), name
         assert info.url.split("#", 1)[1] in anchors, (name, info.heading)
-        assert info.formula and info.label.startswith("ⓘ §")
+        assert info.formula and info.label.startswith("ℹ §")
 
 
 def _hrefs(spec) -> list[str]:
