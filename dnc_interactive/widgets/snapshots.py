@@ -102,24 +102,5 @@ class Snapshots(DashboardBase):
         self._snapshot_cost = cost
         self._next_snapshot = time.perf_counter() + max(SNAPSHOT_SECONDS, cost / SNAPSHOT_SHARE)
 
-    def _export_figures(self) -> list[tuple[str, alt.TopLevelMixin]]:
-        """The charts the PNG / SVG buttons export: the training figure and the snapshot."""
-        figures = [("training", self.training_chart())]
-        which = self.controls["snapshot"].value
-        if self.layout == "lecture":
-            which = "Gram"
-        if which != "off":
-            figures.append((which.replace(" ", "_"), self.snapshot_chart(which)))
-        return figures
-
-    def _on_export(self, kind: str) -> None:
-        try:
-            files = exports.export_files(kind, self.export_history, self._export_figures)
-        except (ValueError, ImportError) as exc:
-            self.session.error = f"export failed: {exc}"
-            self._refresh_status()
-            return
-        self.controls["downloads"].value = exports.download_links(kind, files)
-
 
 __all__ = ["FIGURE_METRICS", "SNAPSHOT_DELAY", "SNAPSHOT_SECONDS", "SNAPSHOT_SHARE", "Snapshots"]
