@@ -70,3 +70,14 @@ def test_snapshots_carry_the_link_and_every_chart_has_hover_values():
     assert tl.PANELS["gram"].url in _hrefs(lecture.chart.snapshot_spec)
     d.close()
     lecture.close()
+
+
+@pytest.mark.parametrize("panel", ["nc1", "nc2_orth", "nc3", "rank"])
+def test_metric_panels_cite_the_registry_section(panel):
+    """A metric's panel links the section that the vocabulary's registry gives it, so the
+    dashboard and the charts cite the same place (dnc_interactive.schema.METRICS)."""
+    from dnc_interactive.schema import metric_info
+
+    entry = metric_info(panel)
+    assert entry is not None, panel
+    assert tl.PANELS[panel].section == entry.section, (panel, entry.section)
