@@ -18,11 +18,11 @@ from dnc_interactive import metrics
 from dnc_interactive.config import DUFMConfig
 from dnc_interactive.history import Row
 from dnc_interactive.model import DUFM
-from dnc_interactive.optim import adam_update, heavy_ball_update
 from dnc_interactive.realnets.config import RealNetConfig
 from dnc_interactive.recipes import Recipe
 from dnc_interactive.schema import HISTORY_COLUMNS
 from dnc_interactive.training import Trainer
+from dnc_interactive.updates import adam_update, heavy_ball_update
 
 if TYPE_CHECKING:
     from dnc_interactive.realnets.experiment import RealNetExperiment
