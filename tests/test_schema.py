@@ -2,8 +2,6 @@
 metric, the aliases normalise, the cited theory sections exist, and it imports no torch."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -93,12 +91,5 @@ def test_one_name_for_the_history_columns_and_dtypes():
         torch_dtype("float16")
 
 
-def test_schema_imports_neither_torch_nor_pandas():
-    code = (
-        "import sys\n"
-        "import dnc_interactive.schema\n"
-        "heavy = [m for m in ('torch', 'pandas', 'numpy') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+def test_schema_imports_neither_torch_nor_pandas(imports_none):
+    imports_none("import dnc_interactive.schema", heavy=("torch", "pandas", "numpy"), timeout=60)
