@@ -1,4 +1,4 @@
-"""Batched sweep vs the same runs one after another (issue: "Sweeps, phase diagrams ...").
+"""Batched sweep vs the same runs one after another, in one process on one thread.
 
 64 configurations of the L-DUFM with K = 2, n = 20, d = 32, L = 3 (float64): 4 lambdas x
 4 learning rates x 4 seeds, default heavy-ball recipe, ``--steps`` (2000) gradient steps each.
