@@ -138,7 +138,8 @@ CLAIMS: dict[str, Claim] = {
             name="follow_up_fig3_srg_below_dnc",
             paper="2405.14468",
             figure="Fig. 3 (left)",
-            setting="K = C(r, 2) for r = 4, 5 (K = 6, 10), L = 3, 4, 5, n = 5, all lambda ="
+            setting="K = C(r, 2) for r = 4, 5 (K = 6, 10; full: r = 4..8, K up to 28), L = 3, 4, 5,"
+            " n = 5, all lambda ="
             " 0.004; the SRG construction of theory §5.2 (canonical closed form and optimised"
             " symmetric family, lowrank.py)",
             threshold="L_SRG / L_DNC < 1 at every (r, L) (the better of the two constructions)",
@@ -150,7 +151,7 @@ CLAIMS: dict[str, Claim] = {
                 "optimize": True,
             },
             full={
-                "rs": (4, 5, 6),
+                "rs": (4, 5, 6, 7, 8),
                 "depths": (3, 4, 5),
                 "lam": 0.004,
                 "samples_per_class": 5,
