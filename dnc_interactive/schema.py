@@ -25,6 +25,7 @@ import enum
 from dataclasses import dataclass
 
 __all__ = [
+    "diverged_message",
     "BATCH_STATUSES",
     "DTYPES",
     "HISTORY_COLUMNS",
@@ -101,6 +102,16 @@ BATCH_STATUSES: tuple[str, ...] = ("ready", "running", "stopped", "max_steps", "
 
 #: Statuses of :class:`~dnc_interactive.realnets.experiment.RealNetExperiment`.
 REALNET_STATUSES: tuple[str, ...] = ("ready", "running", "finished", "diverged", "stopped")
+
+
+def diverged_message(value: float, step: int, lr: float, remedy: str = "") -> str:
+    """The one message of a run stopped by a non-finite loss (the trainer, the real-network
+    experiment): what happened, that the history is kept, and what to do."""
+    return (
+        f"diverged: the loss became {value:.4g} at step {step} (lr={lr:g}); training stopped,"
+        " parameters restored to the last finite record and the history kept."
+        f" Lower the learning rate{remedy}."
+    )
 
 
 # --------------------------------------------------------------------- metric registry

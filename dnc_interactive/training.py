@@ -481,11 +481,7 @@ class Trainer(RecordedHistory):
     def _stop_diverged(self, value: float, lr: float) -> None:
         """The core gave up (guard off or out of retries): stop with a message."""
         self.status = "diverged"
-        self.message = (
-            f"diverged: the loss became {value:.4g} at step {self.steps} (lr={lr:g});"
-            " training stopped, parameters restored to the last good record and the history"
-            " kept. Lower the learning rate and reset."
-        )
+        self.message = _schema.diverged_message(value, self.steps, lr, " and reset")
         warnings.warn(self.message, RuntimeWarning, stacklevel=4)
 
     def _record(self, terms: dict[str, float] | None = None, with_metrics: bool = True) -> None:

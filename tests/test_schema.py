@@ -93,3 +93,9 @@ def test_one_name_for_the_history_columns_and_dtypes():
 
 def test_schema_imports_neither_torch_nor_pandas(imports_none):
     imports_none("import dnc_interactive.schema", heavy=("torch", "pandas", "numpy"), timeout=60)
+
+
+def test_diverged_message_names_the_loss_the_step_the_rate_and_the_remedy():
+    text = schema.diverged_message(float("inf"), 120, 0.5, " and reset")
+    assert text.startswith("diverged: the loss became inf at step 120 (lr=0.5)")
+    assert "history kept" in text and text.endswith("Lower the learning rate and reset.")

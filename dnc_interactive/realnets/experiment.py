@@ -110,7 +110,7 @@ from dnc_interactive.realnets.train import (
     train_epoch,
     train_head_on_features,
 )
-from dnc_interactive.schema import REALNET_STATUSES
+from dnc_interactive.schema import REALNET_STATUSES, diverged_message
 from dnc_interactive.training import RecordedHistory, relative_gap
 
 #: The statuses of a run (:data:`dnc_interactive.schema.REALNET_STATUSES`).
@@ -385,11 +385,7 @@ class RealNetExperiment(RecordedHistory):
     def _diverge(self, value: float) -> None:
         self._restore(self._good)
         self.status = "diverged"
-        self.message = (
-            f"diverged: the loss became {value} at step {self.steps} (lr={self.lr:g}); training "
-            "stopped, parameters restored to the last finite record and the history kept. "
-            "Lower the learning rate."
-        )
+        self.message = diverged_message(value, self.steps, self.lr)
         warnings.warn(self.message, RuntimeWarning, stacklevel=3)
 
     @torch.no_grad()
