@@ -402,7 +402,7 @@ def _gap_panel(roundoff: float | None, size: dict[str, int], st: ChartStyle) -> 
                 },
             }
         )
-        title = "Gap |L − L*|/L* (red: L < L*; green: reached, round-off)"
+        title = "Gap |L − L*|/L* (red: < L*; green: round-off)"
     return {"title": title, "layer": layers, **size}
 
 
