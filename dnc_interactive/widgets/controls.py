@@ -284,7 +284,11 @@ def build_controls() -> dict[str, w.Widget]:
     d = DUFMConfig()
     c: dict[str, w.Widget] = {}
     c["preset"] = w.Dropdown(
-        options=[CUSTOM, *PRESETS], value=CUSTOM, description="preset", style=_DESC, layout=_WIDE
+        options=[CUSTOM, *PRESETS],
+        value=CUSTOM,
+        description="preset",
+        style={"description_width": "48px"},  # a short label: the names get the width
+        layout={"width": "330px"},
     )
     # data
     slider = {"style": _DESC, "layout": _WIDE, "continuous_update": False}

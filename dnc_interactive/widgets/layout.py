@@ -39,8 +39,8 @@ _HEADER = (
 )
 _LECTURE_HEADER = (
     "<div class='dnc-lecture-title'><b>Deep neural collapse, live</b>"
-    "<span> — gradient descent on the deep unconstrained features model: the features"
-    " collapse to their class means as the loss meets L*</span></div>"
+    "<span> — gradient descent on the deep unconstrained features model: features"
+    " collapse as the loss meets L*</span></div>"
 )
 
 
